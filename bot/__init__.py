@@ -1,0 +1,1 @@
+"""The platform-neutral asyncio core of cabot."""

@@ -1,0 +1,112 @@
+"""The application object: starts the store, the engine and every adapter; stops them in reverse."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from bot.adapter import Adapter
+from bot.backends.base import Backend
+from bot.queue import InferenceQueue
+from bot.resolution import ProfileResolver
+from bot.router import ChatLimits, Router
+from bot.settings import Settings
+from bot.store import Store
+from profiles import Library, load_builtin_library
+
+log = logging.getLogger(__name__)
+
+
+def create_backend(settings: Settings) -> Backend:
+    """The inference backend the settings ask for (the in-process llama.cpp engine)."""
+    from bot.backends.llama import LlamaBackend
+
+    return LlamaBackend(
+        settings.model_path(),
+        n_ctx=settings.n_ctx,
+        n_threads=settings.n_threads,
+        cache_bytes=settings.prompt_cache_mb << 20,
+    )
+
+
+class App:
+    """Everything cabot runs, wired together once from the settings.
+
+    Args:
+        settings: the configuration.
+        backend: the inference backend (default: from the settings).
+        store: the store (default: the SQLite file in the settings).
+        library: the layer library (default: built-ins plus ``CABOT_LAYERS_DIR``).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        backend: Backend | None = None,
+        store: Store | None = None,
+        library: Library | None = None,
+    ) -> None:
+        self.settings = settings
+        self.library = library if library is not None else load_builtin_library(
+            settings.layers_dir
+        )
+        for problem in self.library.problems:
+            log.error("skipped a layer file: %s", problem)
+        self.library.profile(settings.default_profile)  # fail fast on a bad default
+        self.store = store if store is not None else Store(settings.db)
+        self.backend = backend if backend is not None else create_backend(settings)
+        self.queue = InferenceQueue(
+            self.backend,
+            max_pending=settings.queue_max,
+            max_per_channel=settings.queue_per_channel,
+            user_rate=settings.user_rate,
+            user_window=settings.user_rate_window,
+            job_timeout=settings.job_timeout,
+        )
+        self.resolver = ProfileResolver(self.store, self.library, settings.default_profile)
+        self.router = Router(
+            self.store,
+            self.resolver,
+            self.queue,
+            self.backend,
+            ChatLimits(settings.n_ctx, settings.reply_tokens, settings.history_messages),
+        )
+        self.adapters: list[Adapter] = []
+        self._started: list[str] = []
+
+    async def start(self, adapters: Sequence[Adapter] = ()) -> None:
+        """Open the store, load the model, start the queue, then connect each adapter."""
+        await self.store.open()
+        self._started.append("store")
+        await self.backend.start()
+        self._started.append("backend")
+        await self.queue.start()
+        self._started.append("queue")
+        for adapter in adapters:
+            await adapter.start(self.router.sink_for(adapter))
+            self.adapters.append(adapter)
+            log.info("%s adapter started", adapter.name)
+
+    async def stop(self) -> None:
+        """Stop everything that started, in reverse order."""
+        for adapter in reversed(self.adapters):
+            try:
+                await adapter.stop()
+            except Exception:
+                log.exception("%s adapter failed to stop cleanly", adapter.name)
+        self.adapters.clear()
+        await self.router.stop()
+        if "queue" in self._started:
+            await self.queue.stop()
+        if "backend" in self._started:
+            await self.backend.stop()
+        if "store" in self._started:
+            await self.store.close()
+        self._started.clear()
+
+    async def __aenter__(self) -> App:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()

@@ -1,0 +1,66 @@
+"""The protocol every inference backend implements, and the job it runs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    """One message of a chat prompt."""
+
+    role: str
+    content: str
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """Everything a backend needs to generate one reply.
+
+    ``banned`` phrases are turned into logit bias by the backend (it owns the tokenizer);
+    ``logit_bias`` adds explicit token biases. ``session`` names the conversation (one
+    per channel) so that a backend can keep its KV state resident between turns.
+    """
+
+    messages: tuple[ChatMessage, ...]
+    temperature: float = 0.7
+    top_p: float = 0.95
+    top_k: int = 40
+    min_p: float = 0.05
+    repeat_penalty: float = 1.1
+    max_tokens: int = 256
+    stop: tuple[str, ...] = ()
+    banned: tuple[str, ...] = ()
+    logit_bias: Mapping[int, float] = field(default_factory=dict)
+    grammar: str | None = None
+    seed: int | None = None
+    session: str | None = None
+
+
+class Backend(Protocol):
+    """Generates streamed text for requests.
+
+    ``max_parallel`` is how many requests it can run at once (a batching engine
+    runs several); the queue never gives it more.
+    """
+
+    name: str
+    max_parallel: int
+
+    async def start(self) -> None:
+        """Load the model; returns when ready."""
+
+    async def stop(self) -> None:
+        """Release the model; running generations end."""
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens ``text`` takes in this backend's model (for context budgeting)."""
+
+    def generate(self, request: GenerationRequest) -> AsyncGenerator[str, None]:
+        """Stream the reply's text pieces. Closing the iterator cancels the generation.
+
+        Raises:
+            InferenceError: the generation failed (the backend stays usable).
+        """

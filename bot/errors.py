@@ -1,0 +1,118 @@
+"""The error tree of cabot.
+
+Every error cabot raises on purpose derives from ``CabotError``; ``str(error)`` is a
+sentence a moderator understands, naming what was wrong and what to do. Adapters
+translate SDK exceptions into ``AdapterError`` at their boundary.
+
+    CabotError                      (profiles.errors; root)
+    ├── ProfileError                (profiles.errors)
+    │   ├── LayerFileError          malformed layer or profile file
+    │   ├── CompositionError        conflicting, duplicate or missing layers
+    │   └── UnknownNameError        unknown profile or layer, with suggestions
+    ├── ConfigError                 settings that cannot work (e.g. no model file)
+    ├── StoreError                  the SQLite store cannot be opened or written
+    │   └── SchemaTooNewError       the database was written by a newer cabot
+    ├── PermissionDeniedError       a non-moderator tried a moderator command
+    ├── CommandError                a command with bad arguments
+    ├── InferenceError              a generation failed
+    │   ├── QueueFullError          too many waiting jobs (globally or in a channel)
+    │   ├── RateLimitedError        one user sent too many requests
+    │   ├── JobTimeoutError         a job ran past its wall-clock limit
+    │   └── JobCancelledError       a job was cancelled
+    └── AdapterError                a chat platform refused a request
+        ├── ForbiddenError          no permission to post in that place
+        ├── MessageGoneError        the message to edit no longer exists
+        └── PlatformRateLimitError  the platform asked to wait longer than allowed
+"""
+
+from __future__ import annotations
+
+from profiles.errors import (
+    CabotError,
+    CompositionError,
+    LayerFileError,
+    ProfileError,
+    UnknownNameError,
+)
+
+__all__ = [
+    "AdapterError",
+    "CabotError",
+    "CommandError",
+    "CompositionError",
+    "ConfigError",
+    "ForbiddenError",
+    "InferenceError",
+    "JobCancelledError",
+    "JobTimeoutError",
+    "LayerFileError",
+    "MessageGoneError",
+    "PermissionDeniedError",
+    "PlatformRateLimitError",
+    "ProfileError",
+    "QueueFullError",
+    "RateLimitedError",
+    "SchemaTooNewError",
+    "StoreError",
+    "UnknownNameError",
+]
+
+
+class ConfigError(CabotError):
+    """Settings that cannot work."""
+
+
+class StoreError(CabotError):
+    """The SQLite store cannot be opened or written."""
+
+
+class SchemaTooNewError(StoreError):
+    """The database was written by a newer version of cabot."""
+
+
+class PermissionDeniedError(CabotError):
+    """A non-moderator tried a moderator command."""
+
+
+class CommandError(CabotError):
+    """A command with missing or bad arguments."""
+
+
+class InferenceError(CabotError):
+    """A generation failed."""
+
+
+class QueueFullError(InferenceError):
+    """Too many jobs are waiting."""
+
+
+class RateLimitedError(InferenceError):
+    """One user sent too many requests in a short time."""
+
+
+class JobTimeoutError(InferenceError):
+    """A job ran past its wall-clock limit."""
+
+
+class JobCancelledError(InferenceError):
+    """A job was cancelled before it finished."""
+
+
+class AdapterError(CabotError):
+    """A chat platform refused a request."""
+
+
+class ForbiddenError(AdapterError):
+    """No permission to post in that place."""
+
+
+class MessageGoneError(AdapterError):
+    """The message to edit no longer exists."""
+
+
+class PlatformRateLimitError(AdapterError):
+    """The platform asked to wait longer than cabot is willing to."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -1,0 +1,79 @@
+"""The neutral message model shared by the core and every adapter."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Scope(BaseModel):
+    """Where a message lives: platform, community, channel and optional thread.
+
+    A Telegram private chat or a Discord DM is its own community and channel.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    platform: str
+    community: str
+    channel: str
+    thread: str | None = None
+
+    def key(self) -> str:
+        """A stable string key for this exact place (for memory and queue fairness)."""
+        return "/".join([self.platform, self.community, self.channel, self.thread or ""])
+
+    def describe(self) -> str:
+        """A short human description."""
+        where = f"channel {self.channel}"
+        if self.thread:
+            where += f", thread {self.thread}"
+        return f"{where} in {self.platform} community {self.community}"
+
+
+class IncomingMessage(BaseModel):
+    """A message as the core sees it, whatever platform it came from."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    scope: Scope
+    message_id: str
+    author_id: str
+    author_name: str
+    text: str
+    is_bot: bool = False
+    is_self: bool = False
+    is_direct: bool = False
+    mentions_bot: bool = False
+    replies_to_bot: bool = False
+    moderates_channel: bool = False
+    moderates_community: bool = False
+    extras: dict[str, Any] = Field(default_factory=dict)
+    """Adapter-only data (e.g. the platform's own message object). The core never reads it."""
+
+    @property
+    def addressed(self) -> bool:
+        """Whether the bot was spoken to directly."""
+        return self.is_direct or self.mentions_bot or self.replies_to_bot
+
+
+class OutgoingMessage(BaseModel):
+    """A message the core wants shown in reply to an incoming one."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    in_reply_to: IncomingMessage
+    text: str
+    ephemeral: bool = False
+    """Only the author needs to see it (adapters that cannot do this post it normally)."""
+
+
+class SentMessage(BaseModel):
+    """A message an adapter has posted, so it can later be edited."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    message_id: str
+    in_reply_to: IncomingMessage
+    extras: dict[str, Any] = Field(default_factory=dict)

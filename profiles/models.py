@@ -1,0 +1,89 @@
+"""Pydantic models of layers and profiles."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,39}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Sampling(_Strict):
+    """Style settings: when layers disagree, the later layer wins."""
+
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    top_k: int | None = Field(default=None, ge=0, le=1000)
+    min_p: float | None = Field(default=None, ge=0.0, le=1.0)
+    repeat_penalty: float | None = Field(default=None, ge=0.5, le=2.0)
+    max_tokens: int | None = Field(default=None, ge=1, le=8192)
+
+
+def _check_regex(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as error:
+        raise ValueError(f"not a valid regular expression ({error})") from error
+    return pattern
+
+
+class RefuseRule(_Strict):
+    """Refuse a message matching ``pattern`` (case-insensitive) with ``message``."""
+
+    pattern: str
+    message: str = "I can't help with that here."
+
+    _valid = field_validator("pattern")(_check_regex)
+
+
+class RedactRule(_Strict):
+    """Replace text matching ``pattern`` (case-insensitive) in replies with ``replacement``."""
+
+    pattern: str
+    replacement: str = "[removed]"
+
+    _valid = field_validator("pattern")(_check_regex)
+
+
+class Rules(_Strict):
+    """Hard rules: restrictions that compose by intersection."""
+
+    banned: tuple[str, ...] = ()
+    refuse: tuple[RefuseRule, ...] = ()
+    redact: tuple[RedactRule, ...] = ()
+    max_reply_chars: int | None = Field(default=None, ge=1)
+    stop: tuple[str, ...] = ()
+    grammar: str | None = None
+
+    @field_validator("banned", "stop")
+    @classmethod
+    def _no_blank(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not v.strip() for v in values):
+            raise ValueError("entries must not be empty")
+        return values
+
+
+class Layer(_Strict):
+    """One small, named piece of alignment."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = Field(min_length=1, max_length=200)
+    version: str = "1"
+    prompt: str = ""
+    sampling: Sampling = Sampling()
+    rules: Rules = Rules()
+    requires: tuple[str, ...] = ()
+    conflicts_with: tuple[str, ...] = ()
+
+
+class Profile(_Strict):
+    """A named, ordered stack of layers."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = ""
+    layers: tuple[str, ...] = Field(min_length=1)
