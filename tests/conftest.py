@@ -1,0 +1,19 @@
+"""Shared fixtures."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from bot.settings import Settings
+
+# Loopback fakes must never go through a proxy.
+os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
+
+
+@pytest.fixture(scope="session")
+def model_path() -> Path:
+    """The bundled SmolLM2 model (installed by make)."""
+    return Settings(_env_file=None).model_path()  # type: ignore[call-arg]
