@@ -179,6 +179,8 @@ class CommandHandler:
         if sub == "audit":
             return CommandReply(await self._audit(scope), True)
         level, rest = _take_level(message, rest)
+        if sub == "define":
+            level = "community"  # a community profile is a community-wide change
         _require_moderator(message, level)
         actor = Actor(id=message.author_id, name=message.author_name)
         library = await self._resolver.library_for(scope.platform, scope.community)

@@ -1,0 +1,48 @@
+"""Fitting a channel's history into the context window."""
+
+from __future__ import annotations
+
+from bot.memory import TRUNCATION_NOTICE, PromptBudget, fit_prompt
+
+
+def words(text: str) -> int:
+    """A stand-in tokenizer: one token per word."""
+    return len(text.split())
+
+
+def test_everything_fits() -> None:
+    history = [("user", "hi there"), ("assistant", "hello")]
+    fitted = fit_prompt("Be nice.", history, "how are you", PromptBudget(512, 64), words)
+    assert [(m.role, m.content) for m in fitted.messages] == [
+        ("system", "Be nice."), ("user", "hi there"), ("assistant", "hello"),
+        ("user", "how are you"),
+    ]
+    assert fitted.notice is None and fitted.dropped == 0
+
+
+def test_oldest_history_is_dropped_first_and_reply_room_is_kept() -> None:
+    history = [("user", f"old message number {i} " + "pad " * 20) for i in range(30)]
+    budget = PromptBudget(n_ctx=300, reply_tokens=100)
+    fitted = fit_prompt("sys", history, "new question", budget, words)
+    used = sum(words(m.content) + 8 for m in fitted.messages)
+    assert used <= budget.prompt_tokens
+    kept = [m.content for m in fitted.messages[1:-1]]
+    assert kept and kept == [c for _, c in history[-len(kept):]]
+    assert fitted.dropped == 30 - len(kept)
+    assert fitted.messages[-1].content == "new question"
+
+
+def test_a_single_overlong_message_is_truncated_with_a_notice() -> None:
+    huge = " ".join(f"w{i}" for i in range(5000))
+    fitted = fit_prompt("sys", [("user", "earlier")], huge, PromptBudget(512, 128), words)
+    assert fitted.notice == TRUNCATION_NOTICE
+    last = fitted.messages[-1].content
+    assert huge.startswith(last) and 0 < words(last) < 512
+    assert sum(words(m.content) + 8 for m in fitted.messages) <= 512 - 128
+
+
+def test_overlong_system_prompt_never_raises() -> None:
+    system = "rule " * 2000
+    fitted = fit_prompt(system, [], "hi", PromptBudget(512, 128), words)
+    assert fitted.messages[-1].content == "hi"
+    assert sum(words(m.content) + 8 for m in fitted.messages) <= 512 - 128

@@ -1,0 +1,49 @@
+"""Splitting long replies at clean boundaries."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.splitting import open_fence, split_message
+
+
+def test_short_text_is_one_chunk() -> None:
+    assert split_message("hello", 2000) == ["hello"]
+
+
+def test_splits_on_paragraphs_then_sentences() -> None:
+    paragraph = "This is a sentence. " * 40
+    text = "\n\n".join([paragraph.strip()] * 4)
+    chunks = split_message(text, 2000)
+    assert all(0 < len(c) <= 2000 for c in chunks)
+    assert all(c.endswith(".") for c in chunks)
+    assert " ".join(chunks).replace("\n\n", " ").split() == text.split()
+
+
+def test_code_block_cut_is_closed_and_reopened() -> None:
+    code = "\n".join(f"    print({i})  # line {i}" for i in range(200))
+    text = "Here is the code:\n\n```python\n" + code + "\n```\n\nDone."
+    chunks = split_message(text, 2000)
+    assert len(chunks) >= 3
+    for chunk in chunks:
+        assert 0 < len(chunk) <= 2000
+        assert open_fence(chunk) is None  # every chunk's fences are balanced
+    assert chunks[1].startswith("```python\n")
+    assert chunks[0].endswith("\n```")
+    body = "".join(chunks)
+    for i in range(200):
+        assert f"print({i})  # line {i}" in body
+
+
+def test_unbreakable_text_is_hard_cut_without_empty_chunks() -> None:
+    text = "x" * 4500
+    chunks = split_message(text, 2000)
+    assert [len(c) for c in chunks] == [1996, 1996, 508]
+    assert "".join(chunks) == text
+
+
+@pytest.mark.parametrize("limit", [100, 2000, 4096])
+def test_whitespace_never_makes_empty_chunks(limit: int) -> None:
+    text = ("word " * 30 + "\n\n\n\n") * 60
+    chunks = split_message(text, limit)
+    assert all(c.strip() and len(c) <= limit for c in chunks)
