@@ -24,7 +24,8 @@ class _Rule:
 def _banned_regex(phrase: str) -> re.Pattern[str]:
     words = [re.escape(word) for word in phrase.split()]
     body = r"\s+".join(words)
-    return re.compile(rf"(?<!\w){body}(?!\w)", re.IGNORECASE)
+    # Like generation-time banning: a word that starts with a banned word is banned too.
+    return re.compile(rf"(?<!\w){body}\w*", re.IGNORECASE)
 
 
 class OutputFilter:

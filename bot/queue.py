@@ -161,8 +161,8 @@ class InferenceQueue:
         waiting_here = len(self._pending.get(channel, ()))
         if waiting_here >= self._max_per_channel:
             raise QueueFullError(
-                f"This channel already has {waiting_here} requests waiting; "
-                "busy, try again shortly."
+                f"This channel already has {waiting_here} "
+                f"request{'s' if waiting_here != 1 else ''} waiting; busy, try again shortly."
             )
         if self.pending_count >= self._max_pending:
             raise QueueFullError("I'm busy with many requests right now; try again shortly.")

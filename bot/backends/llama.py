@@ -5,51 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
-
+from bot.backends.banning import BannedWords
 from bot.backends.base import GenerationRequest
 from bot.errors import InferenceError
 
 log = logging.getLogger(__name__)
-
-_NEG_INF = float("-inf")
-
-
-def banned_variants(phrase: str) -> list[str]:
-    """Spellings of a banned phrase a model is likely to produce."""
-    forms = {phrase, phrase.lower(), phrase.capitalize(), phrase.upper()}
-    return sorted({prefix + form for form in forms for prefix in ("", " ")})
-
-
-class BannedSequences:
-    """A logits processor that forbids the last token of each banned token sequence.
-
-    A single-token phrase is a plain logit bias of minus infinity; for a multi-token
-    phrase its final token is forbidden whenever the tokens before it were just produced.
-    """
-
-    def __init__(self, sequences: Sequence[Sequence[int]]) -> None:
-        self.single = sorted({seq[0] for seq in sequences if len(seq) == 1})
-        self.multi = [tuple(seq) for seq in sequences if len(seq) > 1]
-
-    def __call__(
-        self, input_ids: npt.NDArray[np.intc], scores: npt.NDArray[np.single]
-    ) -> npt.NDArray[np.single]:
-        if self.single:
-            scores[self.single] = _NEG_INF
-        for seq in self.multi:
-            head = seq[:-1]
-            if len(input_ids) >= len(head) and tuple(input_ids[-len(head):]) == head:
-                scores[seq[-1]] = _NEG_INF
-        return scores
-
 
 class LlamaBackend:
     """llama-cpp-python in one worker thread; tokens are streamed back to the event loop.
@@ -75,6 +40,8 @@ class LlamaBackend:
         self._executor: ThreadPoolExecutor | None = None
         self._llama: Any = None
         self._grammars: dict[str, Any] = {}
+        self._vocab_texts: list[str] | None = None
+        self._banned_cache: dict[tuple[str, ...], BannedWords] = {}
 
     @property
     def n_ctx(self) -> int:
@@ -125,16 +92,24 @@ class LlamaBackend:
             raise InferenceError("The model is not loaded; start the backend first.")
         return self._llama
 
-    @lru_cache(maxsize=64)  # noqa: B019 - one backend per process; phrases are few
-    def _banned_sequences(self, banned: tuple[str, ...]) -> BannedSequences:
-        llama = self._model()
-        sequences = []
-        for phrase in banned:
-            for variant in banned_variants(phrase):
-                tokens = llama.tokenize(variant.encode("utf-8"), add_bos=False, special=False)
-                if tokens:
-                    sequences.append(tokens)
-        return BannedSequences(sequences)
+    def _vocab(self) -> list[str]:
+        if self._vocab_texts is None:
+            llama = self._model()
+            self._vocab_texts = [
+                llama.detokenize([i]).decode("utf-8", errors="ignore")
+                for i in range(llama.n_vocab())
+            ]
+        return self._vocab_texts
+
+    def _detokenize(self, tokens: list[int]) -> str:
+        return str(self._model().detokenize(tokens).decode("utf-8", errors="ignore"))
+
+    def _banned_words(self, banned: tuple[str, ...]) -> BannedWords:
+        if banned not in self._banned_cache:
+            if len(self._banned_cache) > 32:
+                self._banned_cache.clear()
+            self._banned_cache[banned] = BannedWords(banned, self._vocab(), self._detokenize)
+        return self._banned_cache[banned]
 
     def _grammar(self, text: str) -> Any:
         from llama_cpp.llama_grammar import LlamaGrammar
@@ -169,7 +144,7 @@ class LlamaBackend:
             args["logit_bias"] = dict(request.logit_bias)
         if request.banned:
             args["logits_processor"] = LogitsProcessorList(
-                [self._banned_sequences(tuple(sorted(request.banned)))]
+                [self._banned_words(tuple(sorted(request.banned)))]
             )
         if request.grammar:
             args["grammar"] = self._grammar(request.grammar)

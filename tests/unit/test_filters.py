@@ -31,14 +31,15 @@ def test_url_never_visible_at_any_point(piece: int) -> None:
 
 @pytest.mark.parametrize("piece", [1, 2, 4, 7])
 def test_banned_words_and_phrases_never_visible(piece: int) -> None:
-    text = "Well Darn it, that is a big HECK of a mess. Darning socks is fine."
+    text = "Well Darn it, that is a big HECK of a mess. Darning is not. Undarned is fine."
     states = stream(OutputFilter(banned=["darn", "big heck"]), text, piece)
     for state in states:
         assert "darn " not in state.lower() and "darn," not in state.lower()
+        assert "darning" not in state.lower()
         assert "heck" not in state.lower()
     assert states[-1] == (
         f"Well {BANNED_REPLACEMENT} it, that is a {BANNED_REPLACEMENT} of a mess. "
-        "Darning socks is fine."
+        f"{BANNED_REPLACEMENT} is not. Undarned is fine."
     )
 
 

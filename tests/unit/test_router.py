@@ -217,7 +217,7 @@ async def test_a_full_channel_queue_answers_busy(tmp_path: Path) -> None:
             await sink(message(f"msg {i}"))
         await asyncio.wait_for(chat.wait_until(lambda: len(chat.texts()) >= 2), 5)
         assert sorted(chat.texts()) == [
-            "This channel already has 1 requests waiting; busy, try again shortly.",
+            "This channel already has 1 request waiting; busy, try again shortly.",
             "⏳ Queued: 1 request ahead of yours.",
         ]
         backend.release(3)
