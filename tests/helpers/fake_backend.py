@@ -39,7 +39,14 @@ class FakeBackend:
         self.requests: list[GenerationRequest] = []
         self.finished: list[GenerationRequest] = []
         self._gate: asyncio.Queue[None] = asyncio.Queue()
+        self._arrived = asyncio.Event()
         self.started = False
+
+    async def wait_for_requests(self, count: int) -> None:
+        """Until ``count`` requests have reached the backend."""
+        while len(self.requests) < count:
+            self._arrived.clear()
+            await self._arrived.wait()
 
     async def start(self) -> None:
         self.started = True
@@ -60,6 +67,7 @@ class FakeBackend:
 
     async def generate(self, request: GenerationRequest) -> AsyncGenerator[str, None]:
         self.requests.append(request)
+        self._arrived.set()
         if self.gated:
             await self._gate.get()
         if self.fail_with is not None:

@@ -213,8 +213,11 @@ async def test_a_full_channel_queue_answers_busy(tmp_path: Path) -> None:
     try:
         sink = chat.sink
         assert sink is not None
-        for i in range(3):
-            await sink(message(f"msg {i}"))
+        await sink(message("first"))
+        await asyncio.wait_for(backend.wait_for_requests(1), 5)  # the first job is running
+        await sink(message("second"))
+        await asyncio.wait_for(chat.wait_until(lambda: len(chat.texts()) >= 1), 5)
+        await sink(message("third"))
         await asyncio.wait_for(chat.wait_until(lambda: len(chat.texts()) >= 2), 5)
         assert sorted(chat.texts()) == [
             "This channel already has 1 request waiting; busy, try again shortly.",
