@@ -1,0 +1,933 @@
+"""A fake Discord on 127.0.0.1: REST API and gateway websocket, in Discord's wire format.
+
+The real discord.py client talks to it unchanged (only ``Route.BASE`` and the gateway URL
+point here). It rejects what Discord rejects — messages over 2,000 characters, empty
+messages, a bot token it does not know, interactions answered after 3 seconds or twice —
+and keeps a per-channel message budget (sends and edits together) that answers real 429s
+with a ``Via`` header and a JSON ``retry_after``. The budget and the clock are injectable.
+
+Every request is recorded, and the messages are kept as users would see them: content,
+who was actually pinged (from the content and ``allowed_mentions``), ephemeral or not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import math
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+JSON = dict[str, Any]
+Handler = Callable[[web.Request], Any]
+
+DISCORD_EPOCH_MS = 1420070400000
+MAX_CONTENT = 2000
+INTERACTION_DEADLINE = 3.0
+EPHEMERAL = 1 << 6
+LOADING = 1 << 7
+ADMINISTRATOR = 1 << 3
+MANAGE_CHANNELS = 1 << 4
+MANAGE_GUILD = 1 << 5
+ALL_PERMISSIONS = (1 << 53) - 1
+EVERYONE_PERMISSIONS = 0x0000_0000_0006_4C40  # view, send, read history, embed, ...
+
+_EVERYONE = re.compile(r"@(everyone|here)")
+_USER_MENTION = re.compile(r"<@!?(\d+)>")
+_ROLE_MENTION = re.compile(r"<@&(\d+)>")
+
+
+@dataclass(frozen=True)
+class RateBudget:
+    """Discord's per-channel message bucket: ``limit`` sends and edits per ``window`` s."""
+
+    limit: int = 5
+    window: float = 5.0
+
+
+@dataclass
+class Recorded:
+    """One request the client made, and the status the fake answered."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any
+    at: float
+    status: int = 0
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class FakeMessage:
+    """A message as users see it."""
+
+    id: str
+    channel_id: str
+    author_id: str
+    content: str
+    at: float
+    ephemeral: bool = False
+    loading: bool = False
+    deleted: bool = False
+    reply_to: str | None = None
+    allowed_mentions: Any = None
+    pinged_everyone: bool = False
+    pinged_users: list[str] = field(default_factory=list)
+    pinged_roles: list[str] = field(default_factory=list)
+    edits: list[float] = field(default_factory=list)
+    interaction_id: str | None = None
+
+    @property
+    def pinged_anyone(self) -> bool:
+        """Whether this message notified anybody."""
+        return self.pinged_everyone or bool(self.pinged_users) or bool(self.pinged_roles)
+
+
+@dataclass
+class FakeGuild:
+    """A guild: roles (the @everyone role's id is the guild id), channels, threads, members."""
+
+    id: str
+    name: str
+    owner_id: str
+    roles: list[JSON] = field(default_factory=list)
+    channels: list[JSON] = field(default_factory=list)
+    threads: list[JSON] = field(default_factory=list)
+    members: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass
+class FakeInteraction:
+    """A slash-command interaction and what was answered to it."""
+
+    id: str
+    token: str
+    user_id: str
+    channel_id: str
+    created_at: float
+    payload: JSON
+    callback_type: int | None = None
+    deferred_ephemeral: bool = False
+    original: FakeMessage | None = None
+    followups: list[FakeMessage] = field(default_factory=list)
+    choices: list[JSON] | None = None
+    late: bool = False
+
+    def answers(self) -> list[FakeMessage]:
+        """The visible answers (not deleted, not still 'thinking'), oldest first."""
+        shown = [self.original] if self.original is not None else []
+        return [m for m in [*shown, *self.followups] if not m.deleted and not m.loading]
+
+
+async def _json(request: web.Request) -> Any:
+    raw = await request.read()  # aiohttp keeps the body, so reading twice is fine
+    return json.loads(raw) if raw else None
+
+
+def _now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000000+00:00", time.gmtime())
+
+
+def _json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None
+                   ) -> web.Response:
+    # Content-Type exactly application/json: discord.py compares the header verbatim.
+    return web.Response(
+        body=json.dumps(data).encode(), status=status,
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
+
+
+def _error(status: int, code: int, message: str, errors: JSON | None = None) -> web.Response:
+    body: JSON = {"code": code, "message": message}
+    if errors is not None:
+        body["errors"] = errors
+    return _json_response(body, status)
+
+
+class _Bucket:
+    def __init__(self, budget: RateBudget) -> None:
+        self.budget = budget
+        self.remaining = budget.limit
+        self.reset_at = -math.inf
+
+    def take(self, now: float) -> float | None:
+        """Spend one request; the seconds to wait if the budget is exhausted."""
+        if now >= self.reset_at:
+            self.reset_at = now + self.budget.window
+            self.remaining = self.budget.limit
+        if self.remaining <= 0:
+            return self.reset_at - now
+        self.remaining -= 1
+        return None
+
+    def headers(self, now: float) -> dict[str, str]:
+        after = max(0.0, self.reset_at - now)
+        return {
+            "X-RateLimit-Limit": str(self.budget.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": f"{time.time() + after:.3f}",
+            "X-RateLimit-Reset-After": f"{after:.3f}",
+            "X-RateLimit-Bucket": "c0ffee-channel-messages",
+        }
+
+
+class FakeDiscord:
+    """REST + gateway fake. Use as ``async with FakeDiscord() as discord: ...``.
+
+    Args:
+        budget: the per-channel message budget.
+        clock: seconds, for the budget, interaction deadlines and records
+            (default: the event loop's clock, which discord.py also sleeps on).
+        token: the bot token the fake accepts.
+    """
+
+    def __init__(
+        self,
+        *,
+        budget: RateBudget = RateBudget(),
+        clock: Callable[[], float] | None = None,
+        token: str = "fake-bot-token",
+    ) -> None:
+        self.budget = budget
+        self._clock = clock
+        self.token = token
+        self._ids = itertools.count(1)
+        self.users: dict[str, JSON] = {}
+        self.application_id = self.snowflake()
+        self.bot = self.make_user("cabot", bot=True)
+        self.owner = self.make_user("cabot-developer")
+        self.guilds: dict[str, FakeGuild] = {}
+        self.channel_guild: dict[str, str] = {}
+        self.dm_channels: dict[str, JSON] = {}
+        self.messages: dict[str, FakeMessage] = {}
+        self.interactions: dict[str, FakeInteraction] = {}
+        self.commands: dict[str, JSON] = {}
+        self.requests: list[Recorded] = []
+        self.errors: list[str] = []
+        self.identified = asyncio.Event()
+        self._buckets: dict[str, _Bucket] = {}
+        self._injected: dict[str, list[tuple[int, float]]] = {}
+        self.forbidden: set[str] = set()
+        self._sockets: list[web.WebSocketResponse] = []
+        self._seq = 0
+        self._changed = asyncio.Condition()
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        app = web.Application(middlewares=[self._record])
+        app.router.add_get("/gateway", self._gateway)
+        api = "/api/v10"
+        routes: list[tuple[str, str, Handler]] = [
+            ("GET", "/users/@me", self._get_me),
+            ("GET", "/oauth2/applications/@me", self._get_application),
+            ("GET", "/gateway", self._get_gateway),
+            ("GET", "/gateway/bot", self._get_gateway_bot),
+            ("PUT", "/applications/{app}/commands", self._put_commands),
+            ("PUT", "/applications/{app}/guilds/{guild}/commands", self._put_commands),
+            ("GET", "/channels/{channel}", self._get_channel),
+            ("POST", "/channels/{channel}/messages", self._post_message),
+            ("GET", "/channels/{channel}/messages/{message}", self._get_message),
+            ("PATCH", "/channels/{channel}/messages/{message}", self._patch_message),
+            ("DELETE", "/channels/{channel}/messages/{message}", self._delete_message),
+            ("POST", "/channels/{channel}/typing", self._typing),
+            ("POST", "/interactions/{interaction}/{token}/callback", self._callback),
+            ("POST", "/webhooks/{app}/{token}", self._followup),
+            ("GET", "/webhooks/{app}/{token}/messages/{message}", self._get_webhook_message),
+            ("PATCH", "/webhooks/{app}/{token}/messages/{message}", self._patch_webhook_message),
+            ("DELETE", "/webhooks/{app}/{token}/messages/{message}", self._delete_webhook_message),
+        ]
+        for method, path, handler in routes:
+            app.router.add_route(method, api + path, handler)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+
+    async def stop(self) -> None:
+        for ws in list(self._sockets):
+            await ws.close()
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+    async def __aenter__(self) -> FakeDiscord:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/v10"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/gateway"
+
+    def now(self) -> float:
+        if self._clock is not None:
+            return self._clock()
+        return asyncio.get_running_loop().time()
+
+    # -- the world ------------------------------------------------------------------
+
+    def snowflake(self) -> str:
+        ms = int(time.time() * 1000) - DISCORD_EPOCH_MS
+        return str((ms << 22) | (next(self._ids) & 0x3FFFFF))
+
+    def make_user(self, name: str, *, bot: bool = False) -> JSON:
+        user: JSON = {
+            "id": self.snowflake(), "username": name, "discriminator": "0",
+            "global_name": name, "avatar": None, "bot": bot, "public_flags": 0,
+        }
+        self.users[user["id"]] = user
+        return user
+
+    def add_guild(self, name: str, owner: JSON) -> FakeGuild:
+        guild_id = self.snowflake()
+        guild = FakeGuild(id=guild_id, name=name, owner_id=owner["id"])
+        guild.roles.append({"id": guild_id, "name": "@everyone",
+                            "permissions": str(EVERYONE_PERMISSIONS)})
+        self.guilds[guild_id] = guild
+        self.add_member(guild, owner)
+        self.add_member(guild, self.bot)
+        return guild
+
+    def add_role(self, guild: FakeGuild, name: str, permissions: int) -> str:
+        role_id = self.snowflake()
+        guild.roles.append({"id": role_id, "name": name, "permissions": str(permissions)})
+        return role_id
+
+    def add_member(self, guild: FakeGuild, user: JSON, roles: Iterable[str] = ()) -> None:
+        guild.members[user["id"]] = list(roles)
+
+    def add_channel(self, guild: FakeGuild, name: str) -> str:
+        channel_id = self.snowflake()
+        guild.channels.append({
+            "id": channel_id, "type": 0, "name": name, "guild_id": guild.id,
+            "position": len(guild.channels), "permission_overwrites": [], "nsfw": False,
+            "parent_id": None, "topic": None, "rate_limit_per_user": 0,
+        })
+        self.channel_guild[channel_id] = guild.id
+        return channel_id
+
+    def add_thread(self, guild: FakeGuild, parent_id: str, name: str) -> str:
+        thread_id = self.snowflake()
+        guild.threads.append({
+            "id": thread_id, "type": 11, "name": name, "guild_id": guild.id,
+            "parent_id": parent_id, "owner_id": guild.owner_id, "message_count": 0,
+            "member_count": 1, "rate_limit_per_user": 0,
+            "thread_metadata": {"archived": False, "auto_archive_duration": 1440,
+                                "archive_timestamp": _now_iso(), "locked": False},
+        })
+        self.channel_guild[thread_id] = guild.id
+        return thread_id
+
+    def dm_channel(self, user: JSON) -> str:
+        """The id of the DM channel between ``user`` and the bot."""
+        for channel_id, channel in self.dm_channels.items():
+            if channel["recipients"][0]["id"] == user["id"]:
+                return channel_id
+        channel_id = self.snowflake()
+        self.dm_channels[channel_id] = {"id": channel_id, "type": 1, "recipients": [user],
+                                        "last_message_id": None}
+        return channel_id
+
+    def permissions(self, guild: FakeGuild, user_id: str) -> int:
+        """The member's guild permissions (roles; owner and administrator have all)."""
+        if user_id == guild.owner_id:
+            return ALL_PERMISSIONS
+        mine = {guild.id, *guild.members.get(user_id, [])}
+        value = 0
+        for role in guild.roles:
+            if role["id"] in mine:
+                value |= int(role["permissions"])
+        return ALL_PERMISSIONS if value & ADMINISTRATOR else value
+
+    def _channel_json(self, channel_id: str) -> JSON | None:
+        if channel_id in self.dm_channels:
+            return self.dm_channels[channel_id]
+        guild = self.guilds.get(self.channel_guild.get(channel_id, ""))
+        if guild is None:
+            return None
+        return next((c for c in [*guild.channels, *guild.threads] if c["id"] == channel_id),
+                    None)
+
+    def _member_json(self, guild: FakeGuild, user_id: str, with_user: bool) -> JSON:
+        member: JSON = {"roles": guild.members.get(user_id, []), "flags": 0,
+                        "joined_at": _now_iso(), "deaf": False, "mute": False, "nick": None}
+        if with_user:
+            member["user"] = self.users[user_id]
+        return member
+
+    def _guild_create(self, guild: FakeGuild) -> JSON:
+        return {
+            "id": guild.id, "name": guild.name, "owner_id": guild.owner_id, "icon": None,
+            "unavailable": False, "member_count": len(guild.members), "large": False,
+            "roles": [{**r, "position": i, "color": 0, "hoist": False, "managed": False,
+                       "mentionable": False, "flags": 0} for i, r in enumerate(guild.roles)],
+            "channels": guild.channels, "threads": guild.threads,
+            "members": [self._member_json(guild, uid, True) for uid in guild.members],
+            "emojis": [], "stickers": [], "features": [], "voice_states": [],
+            "presences": [], "stage_instances": [], "guild_scheduled_events": [],
+            "soundboard_sounds": [], "premium_tier": 0, "mfa_level": 0,
+            "verification_level": 0, "explicit_content_filter": 0,
+            "default_message_notifications": 0, "system_channel_flags": 0,
+            "preferred_locale": "en-US", "nsfw_level": 0, "joined_at": _now_iso(),
+        }
+
+    # -- what users do --------------------------------------------------------------
+
+    async def say(
+        self,
+        author: JSON,
+        channel_id: str,
+        content: str,
+        *,
+        reply_to: str | None = None,
+    ) -> FakeMessage:
+        """``author`` posts ``content`` in a guild channel, thread or DM channel."""
+        message = FakeMessage(
+            id=self.snowflake(), channel_id=channel_id, author_id=author["id"],
+            content=content, at=self.now(), reply_to=reply_to,
+        )
+        self.messages[message.id] = message
+        await self.dispatch("MESSAGE_CREATE", self._message_json(message))
+        return message
+
+    async def dm(self, author: JSON, content: str) -> FakeMessage:
+        """``author`` sends the bot a direct message."""
+        return await self.say(author, self.dm_channel(author), content)
+
+    async def invoke(
+        self,
+        author: JSON,
+        channel_id: str,
+        command: str,
+        subcommand: str | None = None,
+        *,
+        autocomplete: str | None = None,
+        **options: str,
+    ) -> FakeInteraction:
+        """``author`` runs ``/command [subcommand] option:value ...``.
+
+        With ``autocomplete`` set to an option name, that option is being typed instead:
+        an autocomplete interaction whose choices land in ``FakeInteraction.choices``.
+        """
+        if command not in self.commands:
+            raise AssertionError(f"/{command} was never registered by the bot")
+        option_list = [
+            {"name": name, "type": 3, "value": value,
+             **({"focused": True} if name == autocomplete else {})}
+            for name, value in options.items()
+        ]
+        if subcommand is not None:
+            option_list = [{"name": subcommand, "type": 1, "options": option_list}]
+        interaction_id = self.snowflake()
+        token = f"interaction-token-{interaction_id}"
+        channel = self._channel_json(channel_id)
+        assert channel is not None, f"unknown channel {channel_id}"
+        payload: JSON = {
+            "id": interaction_id, "application_id": self.application_id,
+            "type": 4 if autocomplete else 2, "token": token, "version": 1,
+            "channel_id": channel_id, "channel": channel,
+            "data": {"id": self.commands[command]["id"], "name": command, "type": 1,
+                     "options": option_list},
+            "locale": "en-US", "entitlements": [], "attachment_size_limit": 10 << 20,
+            "app_permissions": str(ALL_PERMISSIONS),
+        }
+        guild = self.guilds.get(self.channel_guild.get(channel_id, ""))
+        if guild is not None:
+            member = self._member_json(guild, author["id"], True)
+            member["permissions"] = str(self.permissions(guild, author["id"]))
+            payload.update(guild_id=guild.id, member=member, guild_locale="en-US", context=0,
+                           authorizing_integration_owners={"0": guild.id})
+        else:
+            payload.update(user=author, context=1,
+                           authorizing_integration_owners={"0": author["id"]})
+        interaction = FakeInteraction(
+            id=interaction_id, token=token, user_id=author["id"], channel_id=channel_id,
+            created_at=self.now(), payload=payload,
+        )
+        self.interactions[token] = interaction
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return interaction
+
+    def delete(self, message_id: str) -> None:
+        """A moderator deletes a message."""
+        self.messages[message_id].deleted = True
+
+    def fail_next(self, channel_id: str, status: int, *, retry_after: float = 0.0,
+                  times: int = 1) -> None:
+        """Answer the next ``times`` message requests in ``channel_id`` with ``status``."""
+        self._injected.setdefault(channel_id, []).extend([(status, retry_after)] * times)
+
+    # -- what tests look at ---------------------------------------------------------
+
+    def visible(self, channel_id: str, *, author_id: str | None = None) -> list[FakeMessage]:
+        """Messages everyone sees in a channel, oldest first."""
+        return [
+            m for m in self.messages.values()
+            if m.channel_id == channel_id and not m.deleted and not m.ephemeral
+            and not m.loading and (author_id is None or m.author_id == author_id)
+        ]
+
+    def bot_messages(self, channel_id: str) -> list[FakeMessage]:
+        return self.visible(channel_id, author_id=self.bot["id"])
+
+    def requests_to(self, method: str, pattern: str) -> list[Recorded]:
+        """Recorded requests whose path matches the regular expression ``pattern``."""
+        regex = re.compile(pattern)
+        return [r for r in self.requests if r.method == method and regex.search(r.path)]
+
+    @property
+    def invalid_requests(self) -> int:
+        """401, 403 and 429 answers (Discord bans clients that pile these up)."""
+        return sum(1 for r in self.requests if r.status in (401, 403, 429))
+
+    async def wait_for(self, predicate: Callable[[], bool], within: float = 5.0) -> None:
+        """Until ``predicate()`` holds (checked after every request the fake answers).
+
+        ``within`` only bounds a broken test; passing tests never wait on it.
+        """
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(predicate), within)
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    # -- gateway --------------------------------------------------------------------
+
+    async def dispatch(self, event: str, data: JSON) -> None:
+        """Send a DISPATCH event to every identified gateway connection."""
+        for ws in list(self._sockets):
+            if ws.closed:
+                continue
+            self._seq += 1
+            await ws.send_str(json.dumps({"op": 0, "t": event, "s": self._seq, "d": data}))
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": 41250}}))
+        try:
+            async for frame in ws:
+                if frame.type != WSMsgType.TEXT:
+                    continue
+                payload = json.loads(frame.data)
+                op = payload.get("op")
+                if op == 1:
+                    await ws.send_str(json.dumps({"op": 11}))
+                elif op == 2:
+                    await self._identify(ws, payload["d"])
+                elif op == 6:
+                    self._sockets.append(ws)
+                    self._seq += 1
+                    await ws.send_str(json.dumps(
+                        {"op": 0, "t": "RESUMED", "s": self._seq, "d": {}}
+                    ))
+        finally:
+            if ws in self._sockets:
+                self._sockets.remove(ws)
+        return ws
+
+    async def _identify(self, ws: web.WebSocketResponse, data: JSON) -> None:
+        if data.get("token") != self.token:
+            await ws.close(code=4004, message=b"Authentication failed.")
+            return
+        shard = data.get("shard") or [0, 1]
+        self._sockets.append(ws)
+        self._seq += 1
+        ready: JSON = {
+            "v": 10, "user": self.bot, "session_id": f"session-{self._seq}",
+            "resume_gateway_url": self.gateway_url, "shard": shard,
+            "guilds": [{"id": g, "unavailable": True} for g in self.guilds],
+            "application": {"id": self.application_id, "flags": 0},
+            "private_channels": [], "relationships": [],
+        }
+        await ws.send_str(json.dumps({"op": 0, "t": "READY", "s": self._seq, "d": ready}))
+        for guild in self.guilds.values():
+            self._seq += 1
+            await ws.send_str(json.dumps(
+                {"op": 0, "t": "GUILD_CREATE", "s": self._seq, "d": self._guild_create(guild)}
+            ))
+        self.identified.set()
+
+    # -- REST -----------------------------------------------------------------------
+
+    @web.middleware
+    async def _record(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        body: Any = None
+        if request.can_read_body:
+            raw = await request.read()
+            try:
+                body = json.loads(raw) if raw else None
+            except ValueError:
+                body = raw.decode(errors="replace")
+        entry = Recorded(request.method, request.path, dict(request.query), body, self.now())
+        if request.path != "/gateway":
+            self.requests.append(entry)
+        needs_token = request.path.startswith("/api/") and not request.path.startswith(
+            ("/api/v10/webhooks/", "/api/v10/interactions/")
+        )
+        response: web.StreamResponse
+        if needs_token and request.headers.get("Authorization") != f"Bot {self.token}":
+            response = _error(401, 0, "401: Unauthorized")
+        else:
+            try:
+                response = await handler(request)
+            except Exception as error:  # a bug in the fake must fail the test, not be retried
+                self.errors.append(f"{request.method} {request.path}: {error!r}")
+                raise
+        entry.status = response.status
+        entry.headers = dict(response.headers)
+        await self._notify()
+        return response
+
+    async def _get_me(self, request: web.Request) -> web.Response:
+        return _json_response({**self.bot, "verified": True, "mfa_enabled": False,
+                               "flags": 0, "locale": "en-US"})
+
+    async def _get_application(self, request: web.Request) -> web.Response:
+        return _json_response({
+            "id": self.application_id, "name": "cabot", "description": "", "icon": None,
+            "bot_public": True, "bot_require_code_grant": False, "owner": self.owner,
+            "verify_key": "0" * 64, "flags": 0, "team": None, "summary": "",
+            "rpc_origins": [], "bot": self.bot,
+        })
+
+    async def _get_gateway(self, request: web.Request) -> web.Response:
+        return _json_response({"url": self.gateway_url})
+
+    async def _get_gateway_bot(self, request: web.Request) -> web.Response:
+        return _json_response({
+            "url": self.gateway_url, "shards": 1,
+            "session_start_limit": {"total": 1000, "remaining": 999,
+                                    "reset_after": 14400000, "max_concurrency": 1},
+        })
+
+    async def _put_commands(self, request: web.Request) -> web.Response:
+        echoed = []
+        for command in await _json(request) or []:
+            known = self.commands.get(command["name"])
+            command_id = known["id"] if known else self.snowflake()
+            full = {**command, "id": command_id, "application_id": self.application_id,
+                    "version": self.snowflake(), "default_member_permissions":
+                    command.get("default_member_permissions"), "type": command.get("type", 1)}
+            if "guild" in request.match_info:
+                full["guild_id"] = request.match_info["guild"]
+            self.commands[command["name"]] = full
+            echoed.append(full)
+        return _json_response(echoed)
+
+    async def _get_channel(self, request: web.Request) -> web.Response:
+        channel = self._channel_json(request.match_info["channel"])
+        if channel is None:
+            return _error(404, 10003, "Unknown Channel")
+        return _json_response(channel)
+
+    def _message_json(self, message: FakeMessage) -> JSON:
+        if message.author_id == self.bot["id"]:
+            mentioned, roles = message.pinged_users, message.pinged_roles
+        else:
+            # A person's message: Discord resolves the mentions typed in it.
+            mentioned = _USER_MENTION.findall(message.content)
+            roles = _ROLE_MENTION.findall(message.content)
+        data: JSON = {
+            "id": message.id, "channel_id": message.channel_id, "type": 0,
+            "content": message.content, "author": self.users[message.author_id],
+            "timestamp": _now_iso(), "edited_timestamp": _now_iso() if message.edits else None,
+            "tts": False, "mention_everyone": message.pinged_everyone,
+            "mentions": [self.users[u] for u in mentioned if u in self.users],
+            "mention_roles": roles, "attachments": [], "embeds": [], "pinned": False,
+            "flags": (EPHEMERAL if message.ephemeral else 0)
+            | (LOADING if message.loading else 0), "components": [],
+        }
+        guild_id = self.channel_guild.get(message.channel_id)
+        if guild_id is not None:
+            data["guild_id"] = guild_id
+            data["member"] = self._member_json(self.guilds[guild_id], message.author_id, False)
+        if message.reply_to is not None:
+            data["type"] = 19
+            data["message_reference"] = {"type": 0, "message_id": message.reply_to,
+                                         "channel_id": message.channel_id,
+                                         **({"guild_id": guild_id} if guild_id else {})}
+            replied = self.messages.get(message.reply_to)
+            data["referenced_message"] = (
+                self._message_json(replied) if replied and not replied.deleted else None
+            )
+        return data
+
+    def _apply_mentions(self, message: FakeMessage, allowed: Any, replied_author: str | None
+                        ) -> None:
+        """Who Discord would notify, from the content and ``allowed_mentions``."""
+        message.allowed_mentions = allowed
+        parse = ["users", "roles", "everyone"] if allowed is None else allowed.get("parse", [])
+        users = [] if allowed is None else allowed.get("users", [])
+        roles = [] if allowed is None else allowed.get("roles", [])
+        content = message.content
+        message.pinged_everyone = "everyone" in parse and bool(_EVERYONE.search(content))
+        message.pinged_users = [u for u in _USER_MENTION.findall(content)
+                                if "users" in parse or u in users]
+        message.pinged_roles = [r for r in _ROLE_MENTION.findall(content)
+                                if "roles" in parse or r in roles]
+        replied_user = True if allowed is None else allowed.get("replied_user", False)
+        if replied_author is not None and replied_user:
+            message.pinged_users.append(replied_author)
+
+    def _validate_content(self, body: Any) -> web.Response | None:
+        content = (body or {}).get("content")
+        if content is not None and len(content) > MAX_CONTENT:
+            return _error(400, 50035, "Invalid Form Body", {"content": {"_errors": [{
+                "code": "BASE_TYPE_MAX_LENGTH",
+                "message": f"Must be {MAX_CONTENT} or fewer in length.",
+            }]}})
+        if not content or not content.strip():
+            return _error(400, 50006, "Cannot send an empty message")
+        return None
+
+    def _spend(self, channel_id: str) -> web.Response | dict[str, str]:
+        """Charge the channel's budget: a 429 response, or the rate-limit headers."""
+        now = self.now()
+        bucket = self._buckets.setdefault(channel_id, _Bucket(self.budget))
+        injected = self._injected.get(channel_id)
+        if injected:
+            status, retry_after = injected.pop(0)
+            if status != 429:
+                return _error(status, {403: 50013, 404: 10008}.get(status, 0),
+                              {403: "Missing Permissions", 404: "Unknown Message"}.get(
+                                  status, "Error"))
+            return self._too_many(retry_after, bucket.headers(now))
+        wait = bucket.take(now)
+        if wait is not None:
+            return self._too_many(wait, bucket.headers(now))
+        return bucket.headers(now)
+
+    @staticmethod
+    def _too_many(retry_after: float, headers: dict[str, str]) -> web.Response:
+        return _json_response(
+            {"message": "You are being rate limited.", "retry_after": retry_after,
+             "global": False},
+            429,
+            {**headers, "X-RateLimit-Remaining": "0", "X-RateLimit-Scope": "user",
+             "Retry-After": str(math.ceil(retry_after)), "Via": "1.1 google"},
+        )
+
+    async def _post_message(self, request: web.Request) -> web.Response:
+        channel_id = request.match_info["channel"]
+        body = await _json(request)
+        if self._channel_json(channel_id) is None:
+            return _error(404, 10003, "Unknown Channel")
+        if channel_id in self.forbidden:
+            return _error(403, 50013, "Missing Permissions")
+        invalid = self._validate_content(body)
+        if invalid is not None:
+            return invalid
+        spent = self._spend(channel_id)
+        if isinstance(spent, web.Response):
+            return spent
+        reference = body.get("message_reference") or {}
+        replied = self.messages.get(str(reference.get("message_id", "")))
+        if reference and (replied is None or replied.deleted):
+            if reference.get("fail_if_not_exists", True):
+                return _error(400, 50035, "Invalid Form Body", {"message_reference": {
+                    "_errors": [{"code": "REPLIES_UNKNOWN_MESSAGE",
+                                 "message": "Unknown message"}]}})
+            replied = None
+        message = FakeMessage(
+            id=self.snowflake(), channel_id=channel_id, author_id=self.bot["id"],
+            content=body["content"], at=self.now(),
+            reply_to=replied.id if replied else None,
+        )
+        self._apply_mentions(message, body.get("allowed_mentions"),
+                             replied.author_id if replied else None)
+        self.messages[message.id] = message
+        data = self._message_json(message)
+        await self.dispatch("MESSAGE_CREATE", data)
+        return _json_response(data, headers=spent)
+
+    def _find(self, channel_id: str, message_id: str) -> FakeMessage | None:
+        message = self.messages.get(message_id)
+        if message is None or message.deleted or message.channel_id != channel_id:
+            return None
+        return message
+
+    async def _get_message(self, request: web.Request) -> web.Response:
+        message = self._find(request.match_info["channel"], request.match_info["message"])
+        if message is None:
+            return _error(404, 10008, "Unknown Message")
+        return _json_response(self._message_json(message))
+
+    async def _patch_message(self, request: web.Request) -> web.Response:
+        channel_id = request.match_info["channel"]
+        message = self._find(channel_id, request.match_info["message"])
+        if message is None:
+            return _error(404, 10008, "Unknown Message")
+        if message.author_id != self.bot["id"]:
+            return _error(403, 50005, "Cannot edit a message authored by another user")
+        invalid = self._validate_content(await _json(request))
+        if invalid is not None:
+            return invalid
+        spent = self._spend(channel_id)
+        if isinstance(spent, web.Response):
+            return spent
+        self._edit(message, await _json(request))
+        return _json_response(self._message_json(message), headers=spent)
+
+    def _edit(self, message: FakeMessage, body: JSON) -> None:
+        message.content = body["content"]
+        message.edits.append(self.now())
+        message.loading = False
+        replied = self.messages.get(message.reply_to or "")
+        self._apply_mentions(message, body.get("allowed_mentions", message.allowed_mentions),
+                             replied.author_id if replied else None)
+
+    async def _delete_message(self, request: web.Request) -> web.Response:
+        message = self._find(request.match_info["channel"], request.match_info["message"])
+        if message is None:
+            return _error(404, 10008, "Unknown Message")
+        message.deleted = True
+        return web.Response(status=204)
+
+    async def _typing(self, request: web.Request) -> web.Response:
+        if request.match_info["channel"] in self.forbidden:
+            return _error(403, 50013, "Missing Permissions")
+        return web.Response(status=204)
+
+    # -- interactions ---------------------------------------------------------------
+
+    def _interaction(self, token: str) -> FakeInteraction | None:
+        return self.interactions.get(token)
+
+    def _interaction_message(self, interaction: FakeInteraction, body: JSON,
+                             ephemeral: bool, loading: bool = False) -> FakeMessage:
+        message = FakeMessage(
+            id=self.snowflake(), channel_id=interaction.channel_id,
+            author_id=self.bot["id"], content=(body or {}).get("content") or "",
+            at=self.now(), ephemeral=ephemeral, loading=loading,
+            interaction_id=interaction.id,
+        )
+        self._apply_mentions(message, (body or {}).get("allowed_mentions"), None)
+        self.messages[message.id] = message
+        return message
+
+    async def _callback(self, request: web.Request) -> web.Response:
+        interaction = self._interaction(request.match_info["token"])
+        if interaction is None or interaction.id != request.match_info["interaction"]:
+            return _error(404, 10062, "Unknown interaction")
+        if self.now() - interaction.created_at > INTERACTION_DEADLINE:
+            interaction.late = True
+            return _error(404, 10062, "Unknown interaction")
+        if interaction.callback_type is not None:
+            return _error(400, 40060, "Interaction has already been acknowledged.")
+        body = await _json(request) or {}
+        kind = int(body.get("type", 0))
+        data = body.get("data") or {}
+        ephemeral = bool(int(data.get("flags", 0)) & EPHEMERAL)
+        interaction.callback_type = kind
+        resource: JSON = {"type": kind}
+        if kind == 4:
+            invalid = self._validate_content(data)
+            if invalid is not None:
+                interaction.callback_type = None
+                return invalid
+            interaction.original = self._interaction_message(interaction, data, ephemeral)
+            resource["message"] = self._message_json(interaction.original)
+        elif kind == 5:
+            interaction.deferred_ephemeral = ephemeral
+            interaction.original = self._interaction_message(interaction, {}, ephemeral, True)
+        elif kind == 8:
+            interaction.choices = list(data.get("choices", []))
+        else:
+            return _error(400, 50035, "Invalid Form Body")
+        response: JSON = {"interaction": {
+            "id": interaction.id, "type": interaction.payload["type"],
+            "response_message_id": interaction.original.id if interaction.original else None,
+            "response_message_loading": kind == 5,
+            "response_message_ephemeral": ephemeral,
+        }}
+        if kind in (4, 5):
+            response["resource"] = resource
+        return _json_response(response)
+
+    def _webhook_target(self, request: web.Request) -> FakeInteraction | web.Response:
+        interaction = self._interaction(request.match_info["token"])
+        if interaction is None or request.match_info["app"] != self.application_id:
+            return _error(404, 10015, "Unknown Webhook")
+        if interaction.callback_type is None:
+            return _error(400, 40060, "Unknown Webhook: the interaction was not answered")
+        return interaction
+
+    def _webhook_message(self, interaction: FakeInteraction, message_id: str
+                         ) -> FakeMessage | None:
+        if message_id == "@original":
+            found = interaction.original
+        else:
+            found = next((m for m in interaction.followups if m.id == message_id), None)
+        return None if found is None or found.deleted else found
+
+    async def _followup(self, request: web.Request) -> web.Response:
+        target = self._webhook_target(request)
+        if isinstance(target, web.Response):
+            return target
+        body = await _json(request) or {}
+        invalid = self._validate_content(body)
+        if invalid is not None:
+            return invalid
+        original = target.original
+        if original is not None and original.loading and not original.deleted:
+            # Discord: the first follow-up after a defer replaces the "thinking" message
+            # and keeps the defer's visibility, whatever flags it asks for.
+            self._edit(original, body)
+            return _json_response(self._message_json(original))
+        ephemeral = bool(int(body.get("flags", 0)) & EPHEMERAL)
+        message = self._interaction_message(target, body, ephemeral)
+        target.followups.append(message)
+        return _json_response(self._message_json(message))
+
+    async def _get_webhook_message(self, request: web.Request) -> web.Response:
+        target = self._webhook_target(request)
+        if isinstance(target, web.Response):
+            return target
+        message = self._webhook_message(target, request.match_info["message"])
+        if message is None:
+            return _error(404, 10008, "Unknown Message")
+        return _json_response(self._message_json(message))
+
+    async def _patch_webhook_message(self, request: web.Request) -> web.Response:
+        target = self._webhook_target(request)
+        if isinstance(target, web.Response):
+            return target
+        message = self._webhook_message(target, request.match_info["message"])
+        if message is None:
+            return _error(404, 10008, "Unknown Message")
+        invalid = self._validate_content(await _json(request))
+        if invalid is not None:
+            return invalid
+        self._edit(message, await _json(request))
+        return _json_response(self._message_json(message))
+
+    async def _delete_webhook_message(self, request: web.Request) -> web.Response:
+        target = self._webhook_target(request)
+        if isinstance(target, web.Response):
+            return target
+        message = self._webhook_message(target, request.match_info["message"])
+        if message is None:
+            return _error(404, 10008, "Unknown Message")
+        message.deleted = True
+        return web.Response(status=204)
