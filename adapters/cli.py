@@ -75,7 +75,7 @@ async def _run(settings: Settings) -> None:
 
 
 async def _ask(settings: Settings, library: Library, profile: str | None,
-               layers: Sequence[str], message: str) -> None:
+               layers: Sequence[str], message: str, stats: bool = False) -> None:
     store = Store(":memory:")
     app = App(settings, store=store, library=library)
     console = ConsoleAdapter(settle=app.router.drain)
@@ -91,6 +91,8 @@ async def _ask(settings: Settings, library: Library, profile: str | None,
             compose(library.stack(library.profile(profile).layers))
             await store.bind(console.scope, "channel", actor, profile=profile)
         await console.say(message)
+        if stats and app.router.last_stats is not None:
+            print(app.router.last_stats.describe(), file=sys.stderr)
     finally:
         await app.stop()
 
@@ -205,6 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", help="the profile to use (default: the default profile)")
     p.add_argument("--layer", action="append", default=[], help="a layer (repeat to stack)")
     p.add_argument("--layers-dir", type=Path)
+    p.add_argument("--stats", action="store_true",
+                   help="print time to first text and pieces per second to stderr")
     return parser
 
 
@@ -225,7 +229,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_explain(args, settings)
         library = load_builtin_library(args.layers_dir or settings.layers_dir)
         _print_library_problems(library)
-        asyncio.run(_ask(settings, library, args.profile, args.layer, args.message))
+        asyncio.run(
+            _ask(settings, library, args.profile, args.layer, args.message, args.stats)
+        )
         return 0
     except CabotError as error:
         print(f"cabot: {error}", file=sys.stderr)

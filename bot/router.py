@@ -40,12 +40,23 @@ class ChatLimits:
 class ReplyStats:
     """What happened while answering one message (for logs, tests and benchmarks)."""
 
+    received_at: float = 0.0
     first_text_at: float | None = None
     finished_at: float | None = None
     pieces: int = 0
     edits: int = 0
     sends: int = 0
     text: str = ""
+
+    def describe(self) -> str:
+        """``first text after 0.21 s; 64 pieces in 0.80 s (80.0/s)``."""
+        if self.first_text_at is None or self.finished_at is None:
+            return "no text was generated"
+        first = self.first_text_at - self.received_at
+        total = self.finished_at - self.received_at
+        rate = self.pieces / max(total - first, 1e-9)
+        return (f"first text after {first:.2f} s; {self.pieces} pieces in {total:.2f} s "
+                f"({rate:.1f}/s after the first); {self.edits} edits, {self.sends} messages")
 
 
 def build_request(plan: ComposedPlan, fitted_messages: tuple[object, ...], reply_tokens: int,
@@ -159,7 +170,7 @@ class Router:
             )
 
     async def _chat(self, adapter: Adapter, message: IncomingMessage) -> ReplyStats:
-        stats = ReplyStats()
+        stats = ReplyStats(received_at=self._clock())
         self.last_stats = stats
         scope = message.scope
         try:
