@@ -48,6 +48,21 @@ class Settings(BaseSettings):
     telegram_webhook_url: str | None = None
     telegram_webhook_listen: str = "0.0.0.0"
     telegram_webhook_port: int = 8443
+    telegram_webhook_secret: SecretStr | None = Field(
+        default=None, description="Webhook secret token (default: derived from the token)."
+    )
+    telegram_edit_interval: float = Field(
+        default=1.0, ge=0, description="Seconds between two edits in one Telegram chat."
+    )
+    telegram_group_rate: int = Field(
+        default=20, ge=1, description="Messages and edits per minute the bot posts in a group."
+    )
+    telegram_max_retry_wait: float = Field(
+        default=30.0, ge=0, description="Longest Telegram flood wait cabot sits out, s."
+    )
+    telegram_admin_cache: float = Field(
+        default=60.0, ge=0, description="Seconds a group's administrator list is reused."
+    )
 
     log_level: str = "INFO"
 

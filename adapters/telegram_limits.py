@@ -1,0 +1,125 @@
+"""Telegram's flood limits, tracked per chat so cabot stays under them instead of hitting 429s.
+
+Telegram allows about one message a second per chat, 20 messages a minute per group and 30
+a second overall; edits count like messages. Streaming edits are optional (a later one
+shows more text), so they are paced and keep a reserve of the group budget free for new
+messages; sends and the final edit of a reply are never dropped, only delayed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+GLOBAL_PER_SECOND = 30
+GROUP_WINDOW = 60.0
+GROUP_RESERVE = 4
+"""Slots of a group's per-minute budget that streaming edits leave to new messages."""
+
+
+@dataclass(frozen=True)
+class FloodLimits:
+    """How fast cabot posts to Telegram.
+
+    Attributes:
+        edit_interval: the minimum seconds between two edits in one chat.
+        group_per_minute: messages plus edits per minute in one group.
+        max_retry_wait: the longest ``retry_after`` cabot waits out; longer ones fail.
+    """
+
+    edit_interval: float = 1.0
+    group_per_minute: int = 20
+    max_retry_wait: float = 30.0
+
+    def edit_gap(self, is_group: bool) -> float:
+        """Seconds between edits in a chat: a group spreads its minute's budget evenly."""
+        if not is_group:
+            return self.edit_interval
+        return max(self.edit_interval, GROUP_WINDOW / self.group_per_minute)
+
+
+@dataclass
+class _Chat:
+    posts: deque[float] = field(default_factory=deque)
+    last_edit: float = float("-inf")
+    blocked_until: float = float("-inf")
+
+
+class ChatBudget:
+    """What each chat has spent of its flood budget; all times from ``clock``."""
+
+    def __init__(self, limits: FloodLimits, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limits = limits
+        self._clock = clock
+        self._chats: dict[int, _Chat] = {}
+        self._recent: deque[float] = deque()
+
+    def _chat(self, chat_id: int) -> _Chat:
+        chat = self._chats.get(chat_id)
+        if chat is None:
+            chat = self._chats[chat_id] = _Chat()
+        return chat
+
+    def _trim(self, now: float) -> None:
+        while self._recent and self._recent[0] <= now - 1.0:
+            self._recent.popleft()
+
+    @staticmethod
+    def _window_delay(posts: deque[float], allowed: int, window: float, now: float) -> float:
+        while posts and posts[0] <= now - window:
+            posts.popleft()
+        if len(posts) < allowed:
+            return 0.0
+        if allowed <= 0:
+            return window
+        return posts[len(posts) - allowed] + window - now
+
+    def send_delay(self, chat_id: int, is_group: bool) -> float:
+        """Seconds until a new message may be posted in the chat (0: now)."""
+        now = self._clock()
+        chat = self._chat(chat_id)
+        self._trim(now)
+        delay = max(chat.blocked_until - now,
+                    self._window_delay(self._recent, GLOBAL_PER_SECOND, 1.0, now))
+        if is_group:
+            delay = max(delay, self._window_delay(
+                chat.posts, self.limits.group_per_minute, GROUP_WINDOW, now))
+        return max(delay, 0.0)
+
+    def edit_delay(self, chat_id: int, is_group: bool) -> float:
+        """Seconds until the chat's next edit is due (0: now)."""
+        now = self._clock()
+        chat = self._chat(chat_id)
+        delay = max(self.send_delay(chat_id, False),
+                    chat.last_edit + self.limits.edit_gap(is_group) - now)
+        if is_group:
+            allowed = max(self.limits.group_per_minute - GROUP_RESERVE, 1)
+            delay = max(delay, self._window_delay(chat.posts, allowed, GROUP_WINDOW, now))
+        return max(delay, 0.0)
+
+    def spend(self, chat_id: int, *, edit: bool) -> None:
+        """Record a message or an edit posted in the chat now."""
+        now = self._clock()
+        chat = self._chat(chat_id)
+        chat.posts.append(now)
+        self._recent.append(now)
+        if edit:
+            chat.last_edit = now
+        self._forget_idle(now)
+
+    def block(self, chat_id: int, seconds: float) -> None:
+        """Telegram asked to wait ``seconds`` before posting in the chat again."""
+        chat = self._chat(chat_id)
+        chat.blocked_until = max(chat.blocked_until, self._clock() + seconds)
+
+    def _forget_idle(self, now: float) -> None:
+        # Keep the table small in a bot that sees many chats over its lifetime.
+        if len(self._chats) < 1024:
+            return
+        horizon = now - GROUP_WINDOW - self.limits.max_retry_wait
+        for chat_id in [key for key, chat in self._chats.items()
+                        if (not chat.posts or chat.posts[-1] < horizon)
+                        and chat.blocked_until < now and chat.last_edit < horizon]:
+            del self._chats[chat_id]
