@@ -6,6 +6,8 @@ core parses them, enforces moderator rights and answers in plain text.
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 import shlex
 from dataclasses import dataclass
 from typing import Any
@@ -216,8 +218,6 @@ class CommandHandler:
     async def _define(
         self, message: IncomingMessage, rest: list[str], library: Library, actor: Actor
     ) -> CommandReply:
-        import re
-
         if len(rest) < 2:
             raise CommandError("Usage: /profile define <name> <layer> [<layer> ...].")
         name, layers = rest[0].lower(), tuple(rest[1:])
@@ -247,8 +247,6 @@ class CommandHandler:
         return explain_plan(resolved.plan, f"{name} — {resolved.source()}")
 
     async def _audit(self, scope: Scope) -> str:
-        import datetime as dt
-
         entries = await self._store.audit_log(scope.platform, scope.community, limit=15)
         if not entries:
             return "No profile changes recorded in this community yet."

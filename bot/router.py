@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.adapter import Adapter, MessageSink
-from bot.backends.base import Backend, GenerationRequest
+from bot.backends.base import Backend, ChatMessage, GenerationRequest
 from bot.commands import SAMPLING_DEFAULTS, CommandHandler, CommandReply, parse_command
 from bot.errors import AdapterError, CabotError, InferenceError
 from bot.filters import OutputFilter, refusal_for
@@ -18,6 +18,7 @@ from bot.memory import PromptBudget, fit_prompt
 from bot.messages import IncomingMessage, OutgoingMessage
 from bot.queue import InferenceQueue
 from bot.resolution import ProfileResolver
+from bot.splitting import split_message
 from bot.store import Store
 from bot.streaming import ReplyStreamer
 from profiles import ComposedPlan
@@ -59,12 +60,12 @@ class ReplyStats:
                 f"({rate:.1f}/s after the first); {self.edits} edits, {self.sends} messages")
 
 
-def build_request(plan: ComposedPlan, fitted_messages: tuple[object, ...], reply_tokens: int,
+def build_request(plan: ComposedPlan, messages: tuple[ChatMessage, ...], reply_tokens: int,
                   session: str) -> GenerationRequest:
     """The backend request for a composed plan and a fitted prompt."""
     values = {**SAMPLING_DEFAULTS, "max_tokens": reply_tokens, **plan.sampling_values()}
     return GenerationRequest(
-        messages=fitted_messages,  # type: ignore[arg-type]
+        messages=messages,
         temperature=float(values["temperature"]),
         top_p=float(values["top_p"]),
         top_k=int(values["top_k"]),
@@ -162,8 +163,6 @@ class Router:
         return await self._chat(adapter, message)
 
     async def _say(self, adapter: Adapter, message: IncomingMessage, reply: CommandReply) -> None:
-        from bot.splitting import split_message
-
         for chunk in split_message(reply.text, adapter.capabilities.max_message_length):
             await adapter.send(
                 OutgoingMessage(in_reply_to=message, text=chunk, ephemeral=reply.ephemeral)
