@@ -248,8 +248,9 @@ class Router:
         stats.edits, stats.sends, stats.text = streamer.edits, streamer.sends, final
         if visible.strip():
             keep = self._limits.history_messages
-            await self._store.append_history(scope, "user", fitted.user_text, keep)
-            await self._store.append_history(scope, "assistant", visible.strip(), keep)
+            await self._store.append_exchange(
+                scope, [("user", fitted.user_text), ("assistant", visible.strip())], keep
+            )
         return stats
 
     async def _keep_typing(

@@ -2,7 +2,10 @@
 
 One connection, one writer: every write transaction runs under a lock and starts with
 ``BEGIN IMMEDIATE``, so concurrent coroutines never interleave half-done writes. The
-journal is WAL with ``synchronous=FULL``: whatever was committed survives a crash.
+journal is WAL. Alignment changes (bindings, community layers and profiles, the audit log)
+commit with ``synchronous=FULL`` and survive a power loss; conversation memory commits with
+``synchronous=NORMAL`` (no fsync per message), which survives a crash of the process and
+may lose the last few messages of memory on a power loss, never corrupting the file.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,6 +127,7 @@ class Store:
         self._clock = clock
         self._db: aiosqlite.Connection | None = None
         self._write_lock: asyncio.Lock | None = None
+        self._durable = True
 
     async def open(self) -> None:
         """Open the database, creating or migrating its schema.
@@ -197,9 +201,12 @@ class Store:
             yield
 
     @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def _transaction(self, durable: bool = True) -> AsyncIterator[aiosqlite.Connection]:
         async with self._write_lock_held():
             db = self.db
+            if durable != self._durable:
+                await db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+                self._durable = durable
             await db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
@@ -354,11 +361,18 @@ class Store:
 
     async def append_history(self, scope: Scope, role: str, content: str, keep: int) -> None:
         """Add a message to a channel's memory, keeping only the latest ``keep``."""
+        await self.append_exchange(scope, [(role, content)], keep)
+
+    async def append_exchange(
+        self, scope: Scope, entries: Sequence[tuple[str, str]], keep: int
+    ) -> None:
+        """Add ``(role, content)`` messages to a channel's memory in one transaction."""
         key = scope.key()
-        async with self._transaction() as db:
-            await db.execute(
+        now = self._clock()
+        async with self._transaction(durable=False) as db:
+            await db.executemany(
                 "INSERT INTO history (scope, role, content, at) VALUES (?, ?, ?, ?)",
-                (key, role, content, self._clock()),
+                [(key, role, content, now) for role, content in entries],
             )
             await db.execute(
                 "DELETE FROM history WHERE scope=? AND id NOT IN "

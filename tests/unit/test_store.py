@@ -147,3 +147,19 @@ async def test_committed_writes_survive_a_crash_mid_write(tmp_path: Path) -> Non
     # At least everything before "ready" was committed, and nothing is torn.
     assert len(rows) >= 51
     assert [c for _, c in rows] == [f"m{i}" for i in range(len(rows))]
+
+
+async def test_alignment_changes_are_fsynced_and_memory_is_not(tmp_path: Path) -> None:
+    async def synchronous(store: Store) -> int:
+        async with store.db.execute("PRAGMA synchronous") as cursor:
+            row = await cursor.fetchone()
+        assert row is not None
+        return int(row[0])
+
+    async with Store(tmp_path / "a.db") as store:
+        assert await synchronous(store) == 2  # FULL
+        await store.append_exchange(GENERAL, [("user", "hi"), ("assistant", "hello")], keep=10)
+        assert await synchronous(store) == 1  # NORMAL
+        await store.bind(GENERAL, "channel", MOD, profile="kids")
+        assert await synchronous(store) == 2
+        assert await store.history(GENERAL, 10) == [("user", "hi"), ("assistant", "hello")]
