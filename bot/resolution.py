@@ -54,6 +54,9 @@ class ProfileResolver:
         self._store = store
         self._library = library
         self._default = default_profile
+        # Derived data, reused until the store's alignment generation changes.
+        self._libraries: dict[tuple[str, str], tuple[int, Library]] = {}
+        self._resolved: dict[str, tuple[int, Resolved]] = {}
 
     @property
     def base_library(self) -> Library:
@@ -61,6 +64,17 @@ class ProfileResolver:
 
     async def library_for(self, platform: str, community: str) -> Library:
         """The built-in library extended with a community's own layers and profiles."""
+        generation = self._store.alignment_generation
+        cached = self._libraries.get((platform, community))
+        if cached is not None and cached[0] == generation:
+            return cached[1]
+        library = await self._load_library(platform, community)
+        if len(self._libraries) > 1024:
+            self._libraries.clear()
+        self._libraries[(platform, community)] = (generation, library)
+        return library
+
+    async def _load_library(self, platform: str, community: str) -> Library:
         layers: list[Layer] = []
         for name, source in await self._store.custom_layers(platform, community):
             try:
@@ -77,6 +91,17 @@ class ProfileResolver:
 
     async def resolve(self, scope: Scope) -> Resolved:
         """The alignment in effect in ``scope``; unusable bindings are skipped with a warning."""
+        generation = self._store.alignment_generation
+        cached = self._resolved.get(scope.key())
+        if cached is not None and cached[0] == generation:
+            return cached[1]
+        resolved = await self._resolve(scope)
+        if len(self._resolved) > 4096:
+            self._resolved.clear()
+        self._resolved[scope.key()] = (generation, resolved)
+        return resolved
+
+    async def _resolve(self, scope: Scope) -> Resolved:
         library = await self.library_for(scope.platform, scope.community)
         bindings = await self._store.bindings_for(scope)
         warnings: list[str] = []

@@ -128,6 +128,9 @@ class Store:
         self._db: aiosqlite.Connection | None = None
         self._write_lock: asyncio.Lock | None = None
         self._durable = True
+        self.alignment_generation = 0
+        """Bumped after every committed change to bindings or community layers and profiles,
+        so readers can cache what they derive from them (this process is the only writer)."""
 
     async def open(self) -> None:
         """Open the database, creating or migrating its schema.
@@ -274,6 +277,7 @@ class Store:
                 (now, *key, actor.id, actor.name, f"bind {level}",
                  old.describe() if old else None, new.describe() if new else None),
             )
+        self.alignment_generation += 1
         return old
 
     async def audit_log(self, platform: str, community: str, limit: int = 50) -> list[AuditEntry]:
@@ -311,6 +315,7 @@ class Store:
                 "actor_name, action, old, new) VALUES (?, ?, ?, '', '', ?, ?, ?, NULL, ?)",
                 (now, platform, community, actor.id, actor.name, "define layer", name),
             )
+        self.alignment_generation += 1
 
     async def custom_layers(self, platform: str, community: str) -> list[tuple[str, str]]:
         """A community's own layers as (name, TOML source)."""
@@ -343,6 +348,7 @@ class Store:
                 (now, platform, community, actor.id, actor.name, "define profile",
                  f"{name}: {', '.join(layers)}"),
             )
+        self.alignment_generation += 1
 
     async def custom_profiles(
         self, platform: str, community: str
