@@ -383,7 +383,7 @@ class TelegramAdapter:
     def _mark_gone(self, chat_id: int, why: str) -> None:
         if chat_id not in self._gone:
             self._gone.add(chat_id)
-            log.warning("telegram: cannot post in chat %s any more (%s); ignoring it until "
+            log.info("telegram: cannot post in chat %s any more (%s); ignoring it until "
                         "someone writes there again", chat_id, why)
         self._pending.pop(chat_id, None)
 

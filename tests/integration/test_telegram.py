@@ -60,6 +60,7 @@ class Bots:
     alice: JSON  # owner of the groups
     bob: JSON  # a plain member
     carol: JSON  # an administrator
+    clock: FakeClock | None = None
 
     async def settle(self) -> None:
         """Wait until every update posted so far is handled and its replies are shown."""
@@ -73,6 +74,8 @@ class Bots:
 
     async def say(self, chat_id: int, sender: JSON, text: str, **kwargs: Any) -> JSON:
         """Post a message and wait until the bot has dealt with it."""
+        if self.clock is not None:
+            self.clock.advance(5.0)  # people take a few seconds to write
         update = self.fake.post(chat_id, sender, text, **kwargs)
         await self.settle()
         return update
@@ -113,7 +116,7 @@ async def running(
     fake.add_group(FORUM, "Forum", owner=alice, forum=True)
     try:
         await app.start([adapter])
-        yield Bots(fake, app, adapter, backend, alice, bob, carol)
+        yield Bots(fake, app, adapter, backend, alice, bob, carol, clock)
     finally:
         await app.stop()
         await fake.stop()
@@ -170,3 +173,374 @@ async def test_commands_are_registered_for_the_menu(tmp_path: Path) -> None:
         assert names == ["profile", "forget", "answer", "help"]
         await bots.say(bots.bob["id"], bots.bob, "/help")
         assert "/profile show" in bots.replies(bots.bob["id"])[0]
+
+
+# -- groups: when cabot answers ---------------------------------------------------------
+
+
+async def test_in_a_group_unaddressed_messages_are_ignored_and_mentions_answered(
+    tmp_path: Path,
+) -> None:
+    backend = FakeBackend(lambda request: f"You said: {last_user_text(request)}")
+    async with running(tmp_path, backend, clock=FakeClock()) as bots:
+        await bots.say(GROUP, bots.bob, "anyone seen the new film?")
+        assert bots.replies(GROUP) == []
+
+        asked = await bots.say(GROUP, bots.bob, "@cabot_test_bot, what is two plus two?")
+        messages = bots.fake.bot_messages(GROUP)
+        assert [m.text for m in messages] == ["You said: what is two plus two?"]
+        assert messages[0].reply_to == asked["message"]["message_id"]
+
+        # A reply to the bot's message addresses it too.
+        await bots.say(GROUP, bots.bob, "and times three?", reply_to=messages[0].message_id)
+        assert bots.replies(GROUP)[-1] == "You said: and times three?"
+
+        # Other bots are ignored, even when they mention cabot; so are commands for them.
+        other = bots.fake.add_user(999, "Echo", "echo_bot", is_bot=True)
+        await bots.say(GROUP, other, "@cabot_test_bot hello fellow bot")
+        await bots.say(GROUP, bots.bob, "/help@echo_bot")
+        assert len(bots.replies(GROUP)) == 2
+        assert len(backend.requests) == 2
+
+
+async def test_answer_always_makes_cabot_answer_unaddressed_group_messages(
+    tmp_path: Path,
+) -> None:
+    # With privacy mode off Telegram delivers every group message; /answer always uses them.
+    async with running(tmp_path, FakeBackend("Sure.")) as bots:
+        await bots.say(GROUP, bots.carol, "/answer always")
+        assert "every message" in bots.replies(GROUP)[-1]
+        await bots.say(GROUP, bots.bob, "is anyone here?")
+        assert bots.replies(GROUP)[-1] == "Sure."
+
+
+# -- who may change profiles -------------------------------------------------------------
+
+
+async def test_an_admin_switches_the_group_profile(tmp_path: Path) -> None:
+    async with running(tmp_path) as bots:
+        await bots.say(GROUP, bots.carol, "/profile use kids")
+        assert "now uses profile 'kids'" in bots.replies(GROUP)[-1]
+        assert await bots.binding(group_scope()) == {"channel": "kids"}
+        audit = await bots.app.store.audit_log("telegram", str(GROUP))
+        assert [(a.actor_id, a.actor_name, a.new) for a in audit] == [
+            ("103", "Carol", "profile 'kids'")
+        ]
+
+        await bots.say(GROUP, bots.bob, "/profile@cabot_test_bot show")
+        assert bots.replies(GROUP)[-1].startswith("Profile 'kids' — set for this channel")
+
+        # The owner counts as an admin too, and the admin list was fetched once.
+        await bots.say(GROUP, bots.alice, "/profile use tutor --community")
+        assert "whole community now uses profile 'tutor'" in bots.replies(GROUP)[-1]
+        assert len(bots.fake.calls_to("getChatAdministrators")) == 1
+
+
+async def test_a_non_admin_is_refused_and_the_store_is_unchanged(tmp_path: Path) -> None:
+    async with running(tmp_path) as bots:
+        await bots.say(GROUP, bots.bob, "/profile use kids")
+        assert "Only moderators" in bots.replies(GROUP)[-1]
+        await bots.say(GROUP, bots.bob, "/answer always")
+        assert "Only moderators" in bots.replies(GROUP)[-1]
+        assert await bots.binding(group_scope()) == {}
+        assert await bots.app.store.audit_log("telegram", str(GROUP)) == []
+        assert await bots.app.store.reply_mode(group_scope()) is None
+
+
+async def test_in_a_private_chat_the_user_moderates_their_own_chat(tmp_path: Path) -> None:
+    async with running(tmp_path) as bots:
+        await bots.say(bots.bob["id"], bots.bob, "/profile use tutor")
+        assert "now uses profile 'tutor'" in bots.replies(bots.bob["id"])[-1]
+        assert bots.fake.calls_to("getChatAdministrators") == []
+
+
+async def test_anonymous_admin_is_accepted_and_a_foreign_sender_chat_refused(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path) as bots:
+        group = bots.fake.chats[GROUP]
+        await bots.say(GROUP, ANONYMOUS_ADMIN, "/profile use kids", sender_chat=group)
+        assert "now uses profile 'kids'" in bots.replies(GROUP)[-1]
+        audit = await bots.app.store.audit_log("telegram", str(GROUP))
+        assert audit[0].actor_name == "an anonymous admin of Readers"
+
+        channel = bots.fake.add_channel(-1005550000, "Some Channel")
+        await bots.say(GROUP, CHANNEL_BOT, "/profile use tutor", sender_chat=channel)
+        assert "Only moderators" in bots.replies(GROUP)[-1]
+        # GroupAnonymousBot with another chat as sender is no admin either.
+        await bots.say(GROUP, ANONYMOUS_ADMIN, "/profile use tutor", sender_chat=channel)
+        assert "Only moderators" in bots.replies(GROUP)[-1]
+        assert await bots.binding(group_scope()) == {"channel": "kids"}
+        # No lookup was needed to decide any of this.
+        assert bots.fake.calls_to("getChatAdministrators") == []
+
+
+async def test_admin_list_is_cached_briefly(tmp_path: Path) -> None:
+    clock = FakeClock()
+    async with running(tmp_path, clock=clock, telegram_admin_cache=60.0) as bots:
+        await bots.say(GROUP, bots.carol, "/profile use kids")
+        bots.fake.admins[GROUP].discard(bots.carol["id"])  # Carol is demoted
+        await bots.say(GROUP, bots.carol, "/profile use tutor")
+        assert await bots.binding(group_scope()) == {"channel": "tutor"}
+        clock.advance(61)
+        await bots.say(GROUP, bots.carol, "/profile use default")
+        assert "Only moderators" in bots.replies(GROUP)[-1]
+        assert await bots.binding(group_scope()) == {"channel": "tutor"}
+        assert len(bots.fake.calls_to("getChatAdministrators")) == 2
+
+
+async def test_edited_messages_never_run_commands(tmp_path: Path) -> None:
+    async with running(tmp_path) as bots:
+        posted = await bots.say(GROUP, bots.carol, "@cabot_test_bot hi")
+        bots.fake.edit_post(posted, "/profile use kids")
+        await bots.say(GROUP, bots.bob, "/profile show")
+        assert await bots.binding(group_scope()) == {}
+        assert bots.replies(GROUP)[-1].startswith("Profile 'default'")
+
+
+# -- forum topics --------------------------------------------------------------------------
+
+
+async def test_a_forum_topic_inherits_the_group_profile_and_can_override_it(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path) as bots:
+        topic = bots.fake.create_topic(FORUM, "Homework", bots.alice)
+        await bots.say(FORUM, bots.alice, "/profile use kids")  # in General: the whole group
+        await bots.say(FORUM, bots.bob, "/profile show", thread_id=topic)
+        shown = bots.replies(FORUM, topic)
+        assert shown[-1].startswith("Profile 'kids' — set for this channel")
+
+        await bots.say(FORUM, bots.alice, "/profile use tutor", thread_id=topic)
+        assert "This thread now uses profile 'tutor'" in bots.replies(FORUM, topic)[-1]
+        assert await bots.binding(group_scope(FORUM, topic)) == {
+            "channel": "kids", "thread": "tutor"}
+        await bots.say(FORUM, bots.bob, "/profile show", thread_id=topic)
+        assert bots.replies(FORUM, topic)[-1].startswith("Profile 'tutor' — set for this thread")
+        await bots.say(FORUM, bots.bob, "/profile show")
+        assert bots.replies(FORUM, None)[-1].startswith("Profile 'kids'")
+
+        # A message in the topic is not a reply to the bot, and is answered in the topic.
+        await bots.say(FORUM, bots.bob, "hello there", thread_id=topic)
+        assert len(bots.backend.requests) == 0
+        await bots.say(FORUM, bots.bob, "@cabot_test_bot hello", thread_id=topic)
+        assert bots.replies(FORUM, topic)[-1] == "Hello from the fake backend."
+        assert bots.fake.calls_to("sendMessage")[-1].params["message_thread_id"] == topic
+
+
+# -- what replies look like ------------------------------------------------------------------
+
+
+async def test_the_fake_rejects_malformed_html_like_telegram(tmp_path: Path) -> None:
+    async with running(tmp_path) as bots:
+        bot = Bot(TOKEN, base_url=bots.fake.base_url)
+        async with bot:
+            for bad in ("<b>bold", "a <foo> b", "<b><i>x</b></i>", "x</b>"):
+                with pytest.raises(BadRequest, match="Can't parse entities"):
+                    await bot.send_message(bots.bob["id"], bad, parse_mode=ParseMode.HTML)
+            with pytest.raises(BadRequest, match="too long"):
+                await bot.send_message(bots.bob["id"], "x" * 4097)
+    assert parse_html('<pre><code class="language-py">a &lt; b</code></pre>') == (
+        "a < b", [{"type": "pre", "offset": 0, "length": 5, "language": "py"}])
+
+
+async def test_model_output_with_unbalanced_markdown_is_delivered(tmp_path: Path) -> None:
+    reply = ("**Bold that never ends, a `stray backtick, <b>tags</b> & ampersands, "
+             "snake_case_names and *stars* [a link](http://x) _under")
+    async with running(tmp_path, FakeBackend(reply)) as bots:
+        await bots.say(bots.bob["id"], bots.bob, "show me markdown")
+        assert bots.replies(bots.bob["id"]) == [reply]
+        calls = bots.fake.calls_to("sendMessage") + bots.fake.calls_to("editMessageText")
+        assert all(call.ok for call in calls)
+        assert calls[0].params["parse_mode"] == "HTML"
+
+
+async def test_code_is_rendered_and_html_refusal_falls_back_to_plain_text(
+    tmp_path: Path,
+) -> None:
+    reply = "Use this:\n```python\nprint(1 < 2)\n```\nand **that** is `all`."
+    async with running(tmp_path, FakeBackend(reply, piece_chars=1000)) as bots:
+        await bots.say(bots.bob["id"], bots.bob, "code please")
+        shown = bots.fake.bot_messages(bots.bob["id"])[-1]
+        assert shown.text == "Use this:\nprint(1 < 2)\nand that is all."
+        assert shown.entity_types() == ["pre", "bold", "code"]
+        assert shown.entities[0]["language"] == "python"
+
+        bots.fake.fail("sendMessage", 400,
+                       "Bad Request: can't parse entities: Unsupported start tag \"x\" at "
+                       "byte offset 3")
+        await bots.say(bots.bob["id"], bots.bob, "code again")
+        assert bots.replies(bots.bob["id"])[-1] == reply
+        refused = [c for c in bots.fake.calls_to("sendMessage") if not c.ok]
+        assert len(refused) == 1
+
+
+async def test_a_10000_character_reply_with_a_code_block_splits_correctly(
+    tmp_path: Path,
+) -> None:
+    prose = " ".join(f"Sentence number {n} explains one more detail." for n in range(35))
+    code = "\n".join(f"    total += value_{n}  # step {n}" for n in range(190))
+    tail = " ".join(f"After the code, remark {n} wraps it up." for n in range(60))
+    reply = f"{prose}\n\n```python\n{code}\n```\n\n{tail}"
+    assert len(reply) > 10_000 and len(code) > 4096  # the code block must be cut
+    async with running(tmp_path, FakeBackend(reply, piece_chars=500)) as bots:
+        await bots.say(bots.bob["id"], bots.bob, "explain at length")
+        messages = bots.fake.bot_messages(bots.bob["id"])
+        assert len(messages) == 3
+        assert all(0 < len(m.text) <= 4096 for m in messages)
+        seen = "\n".join(m.text for m in messages)
+        for n in range(190):  # every code line shown once
+            assert seen.count(f"total += value_{n}  # step {n}") == 1
+        for n in (0, 34):
+            assert seen.count(f"Sentence number {n} explains") == 1
+        assert seen.count("remark 59 wraps it up.") == 1
+        assert "```" not in seen
+        # The cut block is closed in one message and reopened, as python, in the next.
+        blocks = [[e for e in m.entities if e["type"] == "pre"] for m in messages]
+        assert [len(b) for b in blocks[:2]] == [1, 1]
+        assert all(b[0]["language"] == "python" for b in blocks[:2])
+        first, second = messages[0], messages[1]
+        assert blocks[0][0]["offset"] + blocks[0][0]["length"] == len(first.text)
+        assert blocks[1][0]["offset"] == 0
+
+
+# -- flood control -----------------------------------------------------------------------------
+
+
+async def test_a_429_is_waited_out_and_the_reply_delivered(tmp_path: Path) -> None:
+    clock = FakeClock()
+    async with running(tmp_path, clock=clock) as bots:
+        bots.fake.flood_next("sendMessage", retry_after=7)
+        await bots.say(bots.bob["id"], bots.bob, "hello?")
+        assert bots.replies(bots.bob["id"]) == ["Hello from the fake backend."]
+        sends = bots.fake.calls_to("sendMessage")
+        assert [c.error_code for c in sends] == [429, None]
+        assert sends[1].at - sends[0].at >= 7
+
+
+async def test_a_flood_wait_too_long_drops_the_reply_and_the_bot_keeps_running(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock()
+    async with running(tmp_path, clock=clock, telegram_max_retry_wait=30.0) as bots:
+        bots.fake.flood_next("sendMessage", retry_after=300)
+        await bots.say(bots.bob["id"], bots.bob, "hello?")
+        assert bots.replies(bots.bob["id"]) == []
+        clock.advance(301)
+        await bots.say(bots.bob["id"], bots.bob, "hello again?")
+        assert bots.replies(bots.bob["id"]) == ["Hello from the fake backend."]
+
+
+async def test_streaming_in_a_group_stays_within_20_messages_a_minute(tmp_path: Path) -> None:
+    clock = FakeClock()
+    reply = " ".join(f"word{n}" for n in range(400))
+    backend = SlowBackend(reply, pause=0.002, piece_chars=6)
+    # No edit interval in the router: every piece asks for an edit, the adapter paces them.
+    async with running(tmp_path, backend, clock=clock, telegram_edit_interval=0.0) as bots:
+        for n in range(3):
+            await bots.say(GROUP, bots.bob, f"@cabot_test_bot tell me story {n}")
+        assert bots.replies(GROUP) == [reply] * 3
+        calls = [c for c in bots.fake.calls if c.method in ("sendMessage", "editMessageText")]
+        assert all(c.error_code != 429 for c in calls)
+        times = [c.at for c in calls if c.ok]
+        for index, start in enumerate(times):
+            assert len([t for t in times[index:] if t < start + 60]) <= 20
+        edits = [m.versions for m in bots.fake.bot_messages(GROUP)]
+        assert all(len(v) >= 2 for v in edits), "replies should still stream"
+
+
+async def test_a_long_generation_does_not_delay_a_command_elsewhere(tmp_path: Path) -> None:
+    backend = FakeBackend("Finally done.", gated=True)
+    async with running(tmp_path, backend) as bots:
+        bots.fake.post(bots.bob["id"], bots.bob, "write me a very long essay")
+        await bots.fake.wait_for(lambda: bool(backend.requests))
+        await bots.fake.wait_for(lambda: bool(bots.fake.calls_to("sendChatAction")))
+
+        bots.fake.post(GROUP, bots.carol, "/profile use kids")
+        await bots.fake.wait_for(lambda: bool(bots.replies(GROUP)))
+        assert "now uses profile 'kids'" in bots.replies(GROUP)[0]
+        assert backend.finished == [] and bots.replies(bots.bob["id"]) == []
+
+        backend.release()
+        await bots.settle()
+        assert bots.replies(bots.bob["id"]) == ["Finally done."]
+
+
+# -- errors and secrets ------------------------------------------------------------------------
+
+
+async def test_removed_from_a_group_the_bot_logs_once_and_keeps_running(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    backend = FakeBackend("Here is my answer.", gated=True)
+    async with running(tmp_path, backend) as bots:
+        bots.fake.post(GROUP, bots.bob, "@cabot_test_bot question one")
+        await bots.fake.wait_for(lambda: len(backend.requests) == 1)
+        bots.fake.kick_bot(GROUP)
+        backend.release()
+        await bots.settle()
+        assert bots.replies(GROUP) == []
+        warnings = [r for r in caplog.records
+                    if r.levelno >= logging.WARNING and "kicked" in r.getMessage()]
+        assert len(warnings) == 1
+
+        bots.fake.post(bots.bob["id"], bots.bob, "are you still there?")
+        backend.release()
+        await bots.settle()
+        assert bots.replies(bots.bob["id"]) == ["Here is my answer."]
+
+
+async def test_a_reply_deleted_while_streaming_is_posted_again(tmp_path: Path) -> None:
+    backend = SlowBackend("One. Two. Three. Four. Five. Six. Seven.", pause=0.03, piece_chars=5)
+    async with running(tmp_path, backend, telegram_edit_interval=0.05) as bots:
+        bots.fake.post(bots.bob["id"], bots.bob, "count")
+        await bots.fake.wait_for(lambda: bool(bots.fake.bot_messages(bots.bob["id"])))
+        first = bots.fake.bot_messages(bots.bob["id"])[0]
+        bots.fake.delete_message(bots.bob["id"], first.message_id)
+        await bots.settle()
+        assert bots.replies(bots.bob["id"]) == ["One. Two. Three. Four. Five. Six. Seven."]
+
+
+async def test_the_token_appears_in_no_log_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    clock = FakeClock()
+    async with running(tmp_path, clock=clock) as bots:
+        await bots.say(bots.bob["id"], bots.bob, "hello")
+        bots.fake.flood_next("sendMessage", retry_after=3)
+        await bots.say(GROUP, bots.carol, "/profile use kids")
+        bots.fake.fail("editMessageText", 400, "Bad Request: message to edit not found")
+        await bots.say(GROUP, bots.bob, "@cabot_test_bot hi")
+        bots.fake.kick_bot(GROUP)
+        await bots.say(GROUP, bots.bob, "@cabot_test_bot are you there?")
+    lines = [record.getMessage() for record in caplog.records]
+    assert any("telegram" in line.lower() for line in lines)  # logging was captured
+    assert any(record.name.startswith("telegram") for record in caplog.records)
+    assert not [line for line in lines if SECRET in line]
+    assert SECRET not in caplog.text
+
+
+async def test_webhook_mode_receives_signed_updates(tmp_path: Path) -> None:
+    async with running(tmp_path, telegram_webhook_url="http://127.0.0.1/telegram/hook",
+                       telegram_webhook_listen="127.0.0.1", telegram_webhook_port=0) as bots:
+        webhook = bots.fake.webhook
+        assert webhook is not None and webhook["secret_token"]
+        assert "edited_message" not in webhook["allowed_updates"]
+        port = bots.adapter.webhook_port
+        webhook["url"] = f"http://127.0.0.1:{port}/telegram/hook"
+
+        update = bots.fake.post(GROUP, bots.carol, "@cabot_test_bot hi")
+        edited = bots.fake.edit_post(update, "/profile use kids")
+        assert await bots.fake.deliver_webhook(edited) == 200  # Telegram would not send it
+        assert await bots.fake.deliver_webhook(update) == 200
+        await bots.settle()
+        assert bots.replies(GROUP) == ["Hello from the fake backend."]
+        assert await bots.binding(group_scope()) == {}
+        assert bots.fake.calls_to("getUpdates") == []
+
+        webhook["secret_token"] = "forged"
+        forged = bots.fake.post(GROUP, bots.carol, "/profile use kids")
+        assert await bots.fake.deliver_webhook(forged) == 403
+        await bots.settle()
+        assert await bots.binding(group_scope()) == {}
