@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 import aiohttp
@@ -221,6 +221,7 @@ class DiscordAdapter:
         self._ready = asyncio.Event()
         self._stopping = False
         self._replied: OrderedDict[str, None] = OrderedDict()
+        self._blocked: dict[int, float] = {}
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -409,9 +410,11 @@ class DiscordAdapter:
         handle = incoming.extras.get(INTERACTION_KEY)
         posted: discord.Message
         if isinstance(handle, InteractionReply):
-            posted = await self._call(handle.send(text, message.ephemeral), incoming)
+            posted = await self._call(self._bounded(handle.send(text, message.ephemeral)),
+                                      incoming)
         else:
             source = self._source(incoming)
+            self._check_not_blocked(source.channel.id, incoming)
             channel = source.channel
             if message.ephemeral or self._first_reply(incoming.message_id):
                 request = channel.send(
@@ -420,7 +423,7 @@ class DiscordAdapter:
                 )
             else:
                 request = channel.send(text, allowed_mentions=_no_pings())
-            posted = await self._call(request, incoming)
+            posted = await self._call(request, incoming, channel_id=source.channel.id)
         return SentMessage(message_id=str(posted.id), in_reply_to=incoming,
                            extras={SENT_KEY: posted})
 
@@ -429,12 +432,13 @@ class DiscordAdapter:
         posted = sent.extras.get(SENT_KEY)
         if not isinstance(posted, discord.Message):
             raise AdapterError("That message was not posted on Discord by this adapter.")
-        await self._call(
-            posted.edit(content=neutralize_mentions(text, MAX_MESSAGE_LENGTH),
-                        allowed_mentions=_no_pings()),
-            sent.in_reply_to,
-            editing=True,
-        )
+        request = posted.edit(content=neutralize_mentions(text, MAX_MESSAGE_LENGTH),
+                              allowed_mentions=_no_pings())
+        if isinstance(posted, discord.WebhookMessage | discord.InteractionMessage):
+            await self._call(self._bounded(request), sent.in_reply_to, editing=True)
+            return
+        self._check_not_blocked(posted.channel.id, sent.in_reply_to, request)
+        await self._call(request, sent.in_reply_to, editing=True, channel_id=posted.channel.id)
 
     async def show_typing(self, message: IncomingMessage) -> None:
         """'cabot is typing…' in the message's channel (an interaction shows 'thinking')."""
@@ -460,13 +464,42 @@ class DiscordAdapter:
             self._replied.popitem(last=False)
         return True
 
+    def _check_not_blocked(self, channel_id: int, incoming: IncomingMessage,
+                           pending: Awaitable[Any] | None = None) -> None:
+        """Refuse at once while Discord's last long 429 for this channel still runs.
+
+        Retrying sooner would only collect more 429s, and Discord bans clients that pile
+        up invalid requests.
+        """
+        until = self._blocked.get(channel_id)
+        if until is None:
+            return
+        left = until - asyncio.get_running_loop().time()
+        if left <= 0:
+            del self._blocked[channel_id]
+            return
+        if isinstance(pending, Coroutine):
+            pending.close()
+        raise PlatformRateLimitError(
+            f"Discord asked cabot to wait {left:.0f} s more before posting in "
+            f"{_where(incoming)}.", left,
+        )
+
+    async def _bounded(self, request: Awaitable[T]) -> T:
+        """An interaction request with a deadline (discord.py waits out webhook 429s)."""
+        async with asyncio.timeout(self._max_ratelimit_timeout):
+            return await request
+
     async def _call(self, request: Awaitable[T], incoming: IncomingMessage, *,
-                    editing: bool = False) -> T:
+                    editing: bool = False, channel_id: int | None = None) -> T:
         """Await a discord.py request, translating its errors into cabot's."""
-        where = f"Discord channel {incoming.scope.thread or incoming.scope.channel}"
+        where = _where(incoming)
         try:
             return await request
         except discord.RateLimited as error:
+            if channel_id is not None:
+                loop_time = asyncio.get_running_loop().time()
+                self._blocked[channel_id] = loop_time + error.retry_after
             raise PlatformRateLimitError(
                 f"Discord asked cabot to wait {error.retry_after:.0f} s before posting in "
                 f"{where}; the message was dropped rather than held that long.",
@@ -488,11 +521,26 @@ class DiscordAdapter:
             raise AdapterError(
                 f"Discord refused a request in {where}: {error.status} {error.text}"
             ) from None
-        except (aiohttp.ClientError, OSError, TimeoutError) as error:
+        except aiohttp.ClientError as error:
             raise AdapterError(
                 f"Cannot reach Discord ({type(error).__name__}); check the network and "
                 "CABOT_DISCORD_API_URL."
             ) from None
+        except TimeoutError:  # our deadline on an interaction answer
+            raise PlatformRateLimitError(
+                f"Discord did not take cabot's answer in {where} within "
+                f"{self._max_ratelimit_timeout:.0f} s; it was dropped.",
+                self._max_ratelimit_timeout,
+            ) from None
+        except OSError as error:
+            raise AdapterError(
+                f"Cannot reach Discord ({type(error).__name__}); check the network and "
+                "CABOT_DISCORD_API_URL."
+            ) from None
+
+
+def _where(incoming: IncomingMessage) -> str:
+    return f"Discord channel {incoming.scope.thread or incoming.scope.channel}"
 
 
 async def _typing_once(channel: Any) -> None:

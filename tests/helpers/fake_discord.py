@@ -490,9 +490,10 @@ class FakeDiscord:
         return self.visible(channel_id, author_id=self.bot["id"])
 
     def requests_to(self, method: str, pattern: str) -> list[Recorded]:
-        """Recorded requests whose path matches the regular expression ``pattern``."""
+        """Recorded requests whose method matches ``method`` and path ``pattern`` (regexes)."""
         regex = re.compile(pattern)
-        return [r for r in self.requests if r.method == method and regex.search(r.path)]
+        return [r for r in self.requests
+                if re.fullmatch(method, r.method) and regex.search(r.path)]
 
     @property
     def invalid_requests(self) -> int:
