@@ -36,13 +36,15 @@ def configure_logging(level: str) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def platform_adapters(settings: Settings) -> list[Adapter]:
+def platform_adapters(settings: Settings, app: App | None = None) -> list[Adapter]:
     """An adapter for each platform whose token is set."""
     adapters: list[Adapter] = []
     if settings.discord_token is not None:
         from adapters.discord import DiscordAdapter
 
-        adapters.append(DiscordAdapter(settings))
+        # Autocomplete offers each community's own profiles and layers too.
+        library = app.resolver.library_for if app is not None else None
+        adapters.append(DiscordAdapter(settings, library=library))
     if settings.telegram_token is not None:
         from adapters.telegram import TelegramAdapter
 
@@ -52,7 +54,7 @@ def platform_adapters(settings: Settings) -> list[Adapter]:
 
 async def _run(settings: Settings) -> None:
     app = App(settings)
-    adapters = platform_adapters(settings)
+    adapters = platform_adapters(settings, app)
     console: ConsoleAdapter | None = None
     if not adapters:
         console = ConsoleAdapter(settle=app.router.drain)
