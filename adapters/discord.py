@@ -6,8 +6,8 @@ channel set to always answer: the core decides), turns slash commands into the c
 command text, and never lets model output ping anyone: ``AllowedMentions.none()`` on
 every request plus mentions neutralised in the text itself.
 
-Discord errors become ``AdapterError`` subclasses here; the core logs them once (the
-messages never contain the token) and keeps running.
+Discord errors become ``AdapterError`` subclasses (``adapters.discord_requests``); the
+core logs them once (the messages never contain the token) and keeps running.
 """
 
 from __future__ import annotations
@@ -15,16 +15,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiohttp
 import discord
-import yarl
 from discord import app_commands
-from discord.gateway import DiscordWebSocket
-from discord.http import Route
 
+from adapters.discord_client import Endpoints, make_client, no_pings
 from adapters.discord_commands import Interaction, build_commands
 from adapters.discord_convert import (
     INTERACTION_KEY,
@@ -35,14 +33,9 @@ from adapters.discord_convert import (
     is_chat,
     neutralize_mentions,
 )
+from adapters.discord_requests import InteractionReply, RequestGate
 from bot.adapter import Capabilities, MessageSink
-from bot.errors import (
-    AdapterError,
-    ConfigError,
-    ForbiddenError,
-    MessageGoneError,
-    PlatformRateLimitError,
-)
+from bot.errors import AdapterError, ConfigError
 from bot.messages import IncomingMessage, OutgoingMessage, SentMessage
 from bot.settings import Settings
 from profiles import Library, load_builtin_library
@@ -54,112 +47,11 @@ SENT_KEY = "discord_sent"
 """``SentMessage.extras`` key of the discord.py message object, for later edits."""
 MIN_RATELIMIT_TIMEOUT = 30.0  # discord.py raises anything lower to 30 s
 TYPING_INTERVAL = 8.0  # one indication lasts 10 s on Discord
+LOOKUP_CACHE = 256  # uncached threads looked up
+REPLIED_MEMORY = 1024  # messages already answered with a Discord reply
 
 LibraryLookup = Callable[[str, str], Awaitable[Library]]
 """``(platform, community) -> Library``: the names autocomplete offers."""
-T = TypeVar("T")
-
-
-def _no_pings() -> discord.AllowedMentions:
-    return discord.AllowedMentions.none()
-
-
-def _intents() -> discord.Intents:
-    """Exactly what cabot reads: guilds, their messages, DMs and message text.
-
-    Message content is privileged: it must also be switched on in the developer portal.
-    """
-    intents = discord.Intents.none()
-    intents.guilds = True
-    intents.guild_messages = True
-    intents.dm_messages = True
-    intents.message_content = True
-    return intents
-
-
-class InteractionReply:
-    """Answers one slash-command interaction in place.
-
-    The interaction is deferred the moment it arrives (Discord drops it after 3 s),
-    visible only to the invoker when the answer is likely private. The first answer then
-    fills that deferred message when its visibility matches, or replaces it otherwise
-    (a refusal of a public command stays private); later answers are follow-ups.
-    """
-
-    def __init__(self, interaction: Interaction, private: bool) -> None:
-        self.interaction = interaction
-        self.private = private
-        self._original_used = False
-        self._lock = asyncio.Lock()
-
-    async def acknowledge(self) -> None:
-        await self.interaction.response.defer(ephemeral=self.private, thinking=True)
-
-    async def send(self, text: str, ephemeral: bool) -> discord.Message:
-        async with self._lock:
-            if not self._original_used:
-                self._original_used = True
-                if ephemeral == self.private:
-                    return await self.interaction.edit_original_response(
-                        content=text, allowed_mentions=_no_pings()
-                    )
-                await self.interaction.delete_original_response()
-            return await self.interaction.followup.send(
-                text, ephemeral=ephemeral, allowed_mentions=_no_pings(), wait=True
-            )
-
-
-class _AdapterEvents:
-    """The client events, handed to the adapter."""
-
-    cabot: DiscordAdapter
-
-    async def setup_hook(self) -> None:
-        await self.cabot._on_setup()
-
-    async def on_ready(self) -> None:
-        self.cabot._on_ready()
-
-    async def on_message(self, message: discord.Message) -> None:
-        await self.cabot._on_message(message)
-
-
-class _Client(_AdapterEvents, discord.Client):
-    pass
-
-
-class _ShardedClient(_AdapterEvents, discord.AutoShardedClient):
-    pass
-
-
-class _Endpoints:
-    """The REST and gateway addresses, overridden while an adapter runs.
-
-    discord.py keeps them in class attributes, so they are set at each start and put
-    back at stop (unless something else changed them meanwhile).
-    """
-
-    def __init__(self, api_url: str | None, gateway_url: str | None) -> None:
-        self.api_url = api_url.rstrip("/") if api_url else None
-        self.gateway_url = yarl.URL(gateway_url) if gateway_url else None
-        self._saved: tuple[str, yarl.URL] | None = None
-
-    def apply(self) -> None:
-        self._saved = (Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY)
-        if self.api_url is not None:
-            Route.BASE = self.api_url
-        if self.gateway_url is not None:
-            DiscordWebSocket.DEFAULT_GATEWAY = self.gateway_url
-
-    def restore(self) -> None:
-        if self._saved is None:
-            return
-        base, gateway = self._saved
-        self._saved = None
-        if self.api_url is not None and Route.BASE == self.api_url:
-            Route.BASE = base
-        if self.gateway_url is not None and DiscordWebSocket.DEFAULT_GATEWAY == self.gateway_url:
-            DiscordWebSocket.DEFAULT_GATEWAY = gateway
 
 
 class DiscordAdapter:
@@ -207,7 +99,7 @@ class DiscordAdapter:
         self._token = settings.discord_token
         self._sharded = settings.discord_sharded
         self._layers_dir = settings.layers_dir
-        self._endpoints = _Endpoints(settings.discord_api_url, settings.discord_gateway_url)
+        self._endpoints = Endpoints(settings.discord_api_url, settings.discord_gateway_url)
         self._library = library
         self._builtin: Library | None = None
         self._guild_ready_timeout = guild_ready_timeout
@@ -221,7 +113,8 @@ class DiscordAdapter:
         self._ready = asyncio.Event()
         self._stopping = False
         self._replied: OrderedDict[str, None] = OrderedDict()
-        self._blocked: dict[int, float] = {}
+        self._gate = RequestGate(deadline=self._max_ratelimit_timeout)
+        self._looked_up: OrderedDict[int, Any] = OrderedDict()
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -292,41 +185,17 @@ class DiscordAdapter:
             self._endpoints.restore()
 
     def _make_client(self) -> discord.Client:
-        options: dict[str, Any] = {
-            "intents": _intents(),
-            "allowed_mentions": _no_pings(),
-            "max_ratelimit_timeout": self._max_ratelimit_timeout,
-            "guild_ready_timeout": self._guild_ready_timeout,
-            "chunk_guilds_at_startup": False,
-        }
-        client: _Client | _ShardedClient
-        if self._sharded:
-            client = _ShardedClient(**options)
-            self._pin_sharded_gateway(client)
-        else:
-            client = _Client(**options)
-        client.cabot = self
+        client = make_client(
+            self,
+            sharded=self._sharded,
+            gateway_url=self._endpoints.gateway_url,
+            max_ratelimit_timeout=self._max_ratelimit_timeout,
+            guild_ready_timeout=self._guild_ready_timeout,
+        )
         self._tree = app_commands.CommandTree(client)
         self._tree.error(self._on_tree_error)
         build_commands(self._tree, self._run_command, self._library_for_interaction)
         return client
-
-    def _pin_sharded_gateway(self, client: discord.Client) -> None:
-        """Make sharded connections use ``CABOT_DISCORD_GATEWAY_URL`` too.
-
-        ``AutoShardedClient`` takes the gateway from ``GET /gateway/bot``, which a proxy
-        in front of the REST API may pass through unchanged.
-        """
-        gateway = self._endpoints.gateway_url
-        if gateway is None:
-            return
-        original = client.http.get_bot_gateway
-
-        async def get_bot_gateway() -> tuple[int, str, Any]:
-            shards, _url, limits = await original()
-            return shards, str(gateway), limits
-
-        client.http.get_bot_gateway = get_bot_gateway  # type: ignore[method-assign]
 
     def _client_ended(self, task: asyncio.Task[None]) -> None:
         if task.cancelled() or self._stopping:
@@ -335,9 +204,10 @@ class DiscordAdapter:
         if error is not None and self._ready.is_set():
             log.error("the Discord connection ended: %s: %s", type(error).__name__, error)
 
-    # -- events ---------------------------------------------------------------------
+    # -- client events (called by the discord.py client) -----------------------------
 
-    async def _on_setup(self) -> None:
+    async def on_setup(self) -> None:
+        """Before connecting: register the slash commands."""
         if not self._sync_commands or self._tree is None:
             return
         try:
@@ -349,10 +219,12 @@ class DiscordAdapter:
                 "applications.commands scope", error,
             )
 
-    def _on_ready(self) -> None:
+    def on_ready(self) -> None:
+        """The gateway is connected and the guilds are known."""
         self._ready.set()
 
-    async def _on_message(self, message: discord.Message) -> None:
+    async def on_message(self, message: discord.Message) -> None:
+        """Every message the bot can see; the core decides which to answer."""
         client, sink = self._client, self._sink
         if client is None or client.user is None or sink is None:
             return
@@ -362,15 +234,28 @@ class DiscordAdapter:
         await sink(incoming_from_message(message, client.user.id, channel))
 
     async def _channel_of(self, message: discord.Message) -> Any:
-        """The message's channel, fetched when only its id is known (an uncached thread)."""
+        """The message's channel, looked up once when only its id is known.
+
+        discord.py caches the channels and threads it was told about; a thread it missed
+        (e.g. a private one the bot was just added to) arrives as a bare id, and its parent
+        channel is needed for the profile to be inherited.
+        """
         channel = message.channel
-        if (isinstance(channel, discord.PartialMessageable) and message.guild is not None
-                and self._client is not None):
-            try:
-                return await self._client.fetch_channel(channel.id)
-            except (discord.HTTPException, aiohttp.ClientError) as error:
-                log.debug("could not look up channel %s: %s", channel.id, error)
-        return channel
+        if (not isinstance(channel, discord.PartialMessageable) or message.guild is None
+                or self._client is None):
+            return channel
+        known = self._looked_up.get(channel.id)
+        if known is not None:
+            return known
+        try:
+            found = await self._client.fetch_channel(channel.id)
+        except (discord.HTTPException, aiohttp.ClientError) as error:
+            log.debug("could not look up channel %s: %s", channel.id, error)
+            return channel
+        self._looked_up[channel.id] = found
+        while len(self._looked_up) > LOOKUP_CACHE:
+            self._looked_up.popitem(last=False)
+        return found
 
     async def _run_command(self, interaction: Interaction, text: str, private: bool) -> None:
         reply = InteractionReply(interaction, private)
@@ -410,20 +295,21 @@ class DiscordAdapter:
         handle = incoming.extras.get(INTERACTION_KEY)
         posted: discord.Message
         if isinstance(handle, InteractionReply):
-            posted = await self._call(self._bounded(handle.send(text, message.ephemeral)),
-                                      incoming)
+            posted = await self._gate.call(
+                self._gate.bounded(handle.send(text, message.ephemeral)), _where(incoming)
+            )
         else:
             source = self._source(incoming)
-            self._check_not_blocked(source.channel.id, incoming)
+            self._gate.check(source.channel.id, _where(incoming))
             channel = source.channel
             if message.ephemeral or self._first_reply(incoming.message_id):
                 request = channel.send(
-                    text, allowed_mentions=_no_pings(),
+                    text, allowed_mentions=no_pings(),
                     reference=source.to_reference(fail_if_not_exists=False),
                 )
             else:
-                request = channel.send(text, allowed_mentions=_no_pings())
-            posted = await self._call(request, incoming, channel_id=source.channel.id)
+                request = channel.send(text, allowed_mentions=no_pings())
+            posted = await self._gate.call(request, _where(incoming), channel_id=channel.id)
         return SentMessage(message_id=str(posted.id), in_reply_to=incoming,
                            extras={SENT_KEY: posted})
 
@@ -432,20 +318,21 @@ class DiscordAdapter:
         posted = sent.extras.get(SENT_KEY)
         if not isinstance(posted, discord.Message):
             raise AdapterError("That message was not posted on Discord by this adapter.")
+        where = _where(sent.in_reply_to)
         request = posted.edit(content=neutralize_mentions(text, MAX_MESSAGE_LENGTH),
-                              allowed_mentions=_no_pings())
+                              allowed_mentions=no_pings())
         if isinstance(posted, discord.WebhookMessage | discord.InteractionMessage):
-            await self._call(self._bounded(request), sent.in_reply_to, editing=True)
+            await self._gate.call(self._gate.bounded(request), where, editing=True)
             return
-        self._check_not_blocked(posted.channel.id, sent.in_reply_to, request)
-        await self._call(request, sent.in_reply_to, editing=True, channel_id=posted.channel.id)
+        self._gate.check(posted.channel.id, where, request)
+        await self._gate.call(request, where, editing=True, channel_id=posted.channel.id)
 
     async def show_typing(self, message: IncomingMessage) -> None:
         """'cabot is typing…' in the message's channel (an interaction shows 'thinking')."""
         if INTERACTION_KEY in message.extras:
             return
         channel = self._source(message).channel
-        await self._call(_typing_once(channel), message)
+        await self._gate.call(_typing_once(channel), _where(message))
 
     # -- helpers --------------------------------------------------------------------
 
@@ -460,83 +347,9 @@ class DiscordAdapter:
         if message_id in self._replied:
             return False
         self._replied[message_id] = None
-        while len(self._replied) > 1024:
+        while len(self._replied) > REPLIED_MEMORY:
             self._replied.popitem(last=False)
         return True
-
-    def _check_not_blocked(self, channel_id: int, incoming: IncomingMessage,
-                           pending: Awaitable[Any] | None = None) -> None:
-        """Refuse at once while Discord's last long 429 for this channel still runs.
-
-        Retrying sooner would only collect more 429s, and Discord bans clients that pile
-        up invalid requests.
-        """
-        until = self._blocked.get(channel_id)
-        if until is None:
-            return
-        left = until - asyncio.get_running_loop().time()
-        if left <= 0:
-            del self._blocked[channel_id]
-            return
-        if isinstance(pending, Coroutine):
-            pending.close()
-        raise PlatformRateLimitError(
-            f"Discord asked cabot to wait {left:.0f} s more before posting in "
-            f"{_where(incoming)}.", left,
-        )
-
-    async def _bounded(self, request: Awaitable[T]) -> T:
-        """An interaction request with a deadline (discord.py waits out webhook 429s)."""
-        async with asyncio.timeout(self._max_ratelimit_timeout):
-            return await request
-
-    async def _call(self, request: Awaitable[T], incoming: IncomingMessage, *,
-                    editing: bool = False, channel_id: int | None = None) -> T:
-        """Await a discord.py request, translating its errors into cabot's."""
-        where = _where(incoming)
-        try:
-            return await request
-        except discord.RateLimited as error:
-            if channel_id is not None:
-                loop_time = asyncio.get_running_loop().time()
-                self._blocked[channel_id] = loop_time + error.retry_after
-            raise PlatformRateLimitError(
-                f"Discord asked cabot to wait {error.retry_after:.0f} s before posting in "
-                f"{where}; the message was dropped rather than held that long.",
-                error.retry_after,
-            ) from None
-        except discord.Forbidden as error:
-            raise ForbiddenError(
-                f"cabot may not post in {where} (Discord: {error.text or error.status}); give "
-                "its role View Channel, Send Messages and Send Messages in Threads there."
-            ) from None
-        except discord.NotFound as error:
-            if editing:
-                raise MessageGoneError(
-                    f"A reply in {where} was deleted while cabot was writing it."
-                ) from None
-            raise AdapterError(f"Discord no longer knows this place ({where}): {error.text}"
-                               ) from None
-        except discord.HTTPException as error:
-            raise AdapterError(
-                f"Discord refused a request in {where}: {error.status} {error.text}"
-            ) from None
-        except aiohttp.ClientError as error:
-            raise AdapterError(
-                f"Cannot reach Discord ({type(error).__name__}); check the network and "
-                "CABOT_DISCORD_API_URL."
-            ) from None
-        except TimeoutError:  # our deadline on an interaction answer
-            raise PlatformRateLimitError(
-                f"Discord did not take cabot's answer in {where} within "
-                f"{self._max_ratelimit_timeout:.0f} s; it was dropped.",
-                self._max_ratelimit_timeout,
-            ) from None
-        except OSError as error:
-            raise AdapterError(
-                f"Cannot reach Discord ({type(error).__name__}); check the network and "
-                "CABOT_DISCORD_API_URL."
-            ) from None
 
 
 def _where(incoming: IncomingMessage) -> str:

@@ -202,6 +202,35 @@ async def test_a_direct_message_is_answered_in_its_own_community(
                        ("assistant", "Hello in private.")]
 
 
+async def test_slash_commands_work_in_a_direct_message(
+    tmp_path: Path, fake: FakeDiscord, world: World
+) -> None:
+    async with running(tmp_path, fake, FakeBackend()) as (app, _):
+        channel = fake.dm_channel(world.member)
+        (done,) = await answers(fake, app, await fake.invoke(
+            world.member, channel, "profile", "use", name="tutor"))
+        scope = Scope(platform="discord", community=f"dm-{world.member['id']}",
+                      channel=channel)
+        bindings = await app.store.bindings_for(scope)
+    assert done.content.startswith("This channel now uses profile 'tutor'")
+    assert bindings["channel"].profile == "tutor", "people run their own DMs"
+
+
+async def test_a_thread_the_client_never_saw_is_looked_up_for_its_parent(
+    tmp_path: Path, fake: FakeDiscord, world: World
+) -> None:
+    async with running(tmp_path, fake, FakeBackend("In the new thread.")) as (app, _):
+        thread = fake.add_thread(world.guild, world.other, "created while connected")
+        asked = await fake.say(world.member, thread, f"{mention(fake)} hello")
+        shown = await reply_to(fake, app, asked)
+        history = await app.store.history(
+            Scope(platform="discord", community=world.guild.id, channel=world.other,
+                  thread=thread), 10)
+    assert [m.content for m in shown] == ["In the new thread."]
+    assert history[-1] == ("assistant", "In the new thread.")
+    assert fake.requests_to("GET", rf"/channels/{thread}$")
+
+
 async def test_replies_to_the_bot_are_answered_and_unaddressed_chat_is_not(
     tmp_path: Path, fake: FakeDiscord, world: World
 ) -> None:
