@@ -18,7 +18,17 @@ log = logging.getLogger(__name__)
 
 
 def create_backend(settings: Settings) -> Backend:
-    """The inference backend the settings ask for (the in-process llama.cpp engine)."""
+    """The inference backend the settings ask for (``CABOT_ENGINE``)."""
+    if settings.engine == "batched":
+        from bot.backends.batched import BatchedBackend
+
+        return BatchedBackend(
+            settings.model_path(),
+            n_ctx=settings.n_ctx,
+            parallel=settings.parallel,
+            resident=settings.resident_channels,
+            n_threads=settings.n_threads,
+        )
     from bot.backends.llama import LlamaBackend
 
     return LlamaBackend(

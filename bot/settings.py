@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,7 +30,22 @@ class Settings(BaseSettings):
     n_ctx: int = Field(default=2048, ge=256, description="The model's context window in tokens.")
     n_threads: int | None = Field(default=None, ge=1)
     reply_tokens: int = Field(default=256, ge=16, description="Default room left for a reply.")
-    prompt_cache_mb: int = Field(default=256, ge=0, description="RAM cache of KV prefixes.")
+    prompt_cache_mb: int = Field(
+        default=256, ge=0, description="RAM cache of KV prefixes (single engine)."
+    )
+    engine: Literal["batched", "single"] = Field(
+        default="single",
+        description="batched: channels share one model and decode together; "
+        "single: one reply at a time.",
+    )
+    parallel: int = Field(
+        default=4, ge=1, le=64, description="Replies the batched engine generates at once."
+    )
+    resident_channels: int = Field(
+        default=8, ge=1, le=64,
+        description="Channels whose conversation stays in the batched engine's KV cache "
+        "between turns; each reserves n_ctx tokens of KV memory.",
+    )
 
     queue_max: int = Field(default=64, ge=1, description="Jobs waiting at most, all channels.")
     queue_per_channel: int = Field(default=8, ge=1, description="Jobs waiting per channel.")

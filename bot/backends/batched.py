@@ -1,0 +1,122 @@
+"""The batched llama.cpp backend: many channels share one model and decode together.
+
+Requests from different channels run as sequences of one llama.cpp context and are
+evaluated in the same ``llama_decode`` calls (continuous batching, see ``engine``), each
+with its own sampler chain, so two channels with different profiles share a batch
+without affecting each other. A channel's conversation stays resident in its sequence
+between turns; a returning channel evaluates only its new tokens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncGenerator
+from pathlib import Path
+
+from bot.backends.base import GenerationRequest
+from bot.backends.engine import BatchEngine, EngineJob, EventKind
+from bot.errors import InferenceError
+
+log = logging.getLogger(__name__)
+
+
+class BatchedBackend:
+    """Continuous batching over llama-cpp-python's low-level API.
+
+    Args:
+        model_path: the GGUF file.
+        n_ctx: each channel's context window in tokens.
+        parallel: requests generated at once (the queue's ``max_parallel``).
+        resident: channels whose KV stays in memory between turns (at least ``parallel``);
+            each reserves ``n_ctx`` tokens of KV cache.
+        n_threads: llama.cpp threads (default: every CPU).
+        prefill_chunk: prompt tokens a newcomer evaluates per step while others generate.
+    """
+
+    name = "llama.cpp batched"
+
+    def __init__(
+        self,
+        model_path: Path,
+        *,
+        n_ctx: int = 2048,
+        parallel: int = 4,
+        resident: int = 8,
+        n_threads: int | None = None,
+        prefill_chunk: int = 64,
+    ) -> None:
+        if parallel < 1:
+            raise ValueError("parallel must be at least 1")
+        self.max_parallel = parallel
+        self.engine = BatchEngine(
+            model_path,
+            n_ctx=n_ctx,
+            sequences=max(resident, parallel),
+            n_threads=n_threads or os.cpu_count() or 1,
+            prefill_chunk=prefill_chunk,
+        )
+        self._started = False
+
+    @property
+    def n_ctx(self) -> int:
+        return self.engine.n_ctx_seq
+
+    async def start(self) -> None:
+        """Load the model in the engine's worker thread."""
+        try:
+            await asyncio.wrap_future(self.engine.start())
+        except InferenceError:
+            raise
+        except (ValueError, OSError, RuntimeError) as error:
+            raise InferenceError(
+                f"Cannot start the batched engine ({error}); check CABOT_MODEL and lower "
+                "CABOT_PARALLEL or CABOT_N_CTX if memory is short."
+            ) from None
+        self._started = True
+
+    async def stop(self) -> None:
+        """Stop the worker; running generations end with an error."""
+        if self._started:
+            self._started = False
+            await asyncio.get_running_loop().run_in_executor(None, self.engine.stop)
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` (tokenizing reads only the vocabulary; safe beside decoding)."""
+        model = self.engine.model
+        if model is None:
+            raise InferenceError("The model is not loaded; start the backend first.")
+        return len(model.tokenize(text))
+
+    async def generate(self, request: GenerationRequest) -> AsyncGenerator[str, None]:
+        """Stream the reply; closing the iterator frees its sequence at the next step."""
+        if not self._started:
+            raise InferenceError("The model is not loaded; start the backend first.")
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue[tuple[EventKind, str]] = asyncio.Queue()
+        job: EngineJob
+
+        def deliver(kind: EventKind, value: str) -> None:
+            try:
+                loop.call_soon_threadsafe(events.put_nowait, (kind, value))
+            except RuntimeError:  # the event loop is gone: nobody is reading any more
+                job.cancelled = True
+
+        job = EngineJob(request, deliver)
+        self.engine.submit(job)
+        ended = False
+        try:
+            while True:
+                kind, value = await events.get()
+                if kind == "text":
+                    yield value
+                    continue
+                ended = True
+                if kind == "error":
+                    raise InferenceError(value)
+                return
+        finally:
+            if not ended:
+                job.cancelled = True
+                self.engine.wake()

@@ -1,0 +1,237 @@
+"""Thin typed wrappers over llama-cpp-python's low-level bindings for the batched engine.
+
+``NativeModel`` is the loaded weights and vocabulary (tokenizing, token text, the chat
+template); ``NativeContext`` is one llama.cpp context with a sequence per KV stream and
+the batch buffer fed to ``llama_decode``. Only the engine's worker thread decodes;
+tokenizing reads the vocabulary only and is safe from any thread.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from bot.backends.base import ChatMessage
+from bot.errors import InferenceError
+
+log = logging.getLogger(__name__)
+
+_PIECE_BUFFER = 256
+
+
+class DecodeError(RuntimeError):
+    """``llama_decode`` returned an error code (1: no room in the KV cache)."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(f"llama_decode returned {code}")
+        self.code = code
+
+
+class NativeModel:
+    """A GGUF model loaded through llama.cpp, with its vocabulary and chat template."""
+
+    def __init__(self, path: Path) -> None:
+        import llama_cpp  # noqa: F401 - installs llama-cpp-python's log callback
+        import llama_cpp.llama_cpp as lc
+
+        # Like ``Llama(verbose=False)``: llama.cpp's own chatter goes nowhere.
+        logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
+        self._lc = lc
+        lc.llama_backend_init()
+        params = lc.llama_model_default_params()
+        self.model: Any = lc.llama_model_load_from_file(str(path).encode("utf-8"), params)
+        if not self.model:
+            raise InferenceError(
+                f"Cannot load the model {path.name}; check that CABOT_MODEL is a valid GGUF file."
+            )
+        self.vocab: Any = lc.llama_model_get_vocab(self.model)
+        self.n_vocab = int(lc.llama_vocab_n_tokens(self.vocab))
+        self.n_ctx_train = int(lc.llama_model_n_ctx_train(self.model))
+        self._formatter = self._chat_formatter()
+        self._texts: list[str] | None = None
+
+    def _chat_formatter(self) -> Any:
+        """The GGUF's chat template, rendered as ``Llama.create_chat_completion`` does."""
+        from llama_cpp.llama_chat_format import CHATML_CHAT_TEMPLATE, Jinja2ChatFormatter
+
+        lc = self._lc
+        template = lc.llama_model_chat_template(self.model, None)
+        if template:
+            text = template.decode("utf-8")
+        else:
+            log.warning("the model has no chat template; using ChatML")
+            text = CHATML_CHAT_TEMPLATE
+        eos = int(lc.llama_vocab_eos(self.vocab))
+        bos = int(lc.llama_vocab_bos(self.vocab))
+        return Jinja2ChatFormatter(
+            template=text,
+            eos_token=self.token_text(eos) if eos != -1 else "",
+            bos_token=self.token_text(bos) if bos != -1 else "",
+            stop_token_ids=[eos],
+        )
+
+    def token_text(self, token: int) -> str:
+        """The vocabulary entry of ``token`` (special tokens by name)."""
+        return str(self._lc.llama_vocab_get_text(self.vocab, token).decode("utf-8"))
+
+    def close(self) -> None:
+        """Free the weights."""
+        if self.model:
+            model, self.model = self.model, None
+            self._lc.llama_model_free(model)
+
+    # -- text and tokens ----------------------------------------------------------------
+
+    def tokenize(self, text: str, *, special: bool = False) -> list[int]:
+        """Token ids of ``text`` (no BOS; ``special`` parses control tokens like <|im_end|>)."""
+        data = text.encode("utf-8")
+        capacity = len(data) + 8
+        buffer = (self._lc.llama_token * capacity)()
+        n = self._lc.llama_tokenize(self.vocab, data, len(data), buffer, capacity, False, special)
+        if n < 0:  # cannot happen with one token per byte of room, but be exact
+            capacity = -n
+            buffer = (self._lc.llama_token * capacity)()
+            n = self._lc.llama_tokenize(
+                self.vocab, data, len(data), buffer, capacity, False, special
+            )
+        return list(buffer[:n])
+
+    def piece(self, token: int) -> bytes:
+        """The bytes ``token`` stands for in generated text (special tokens as nothing)."""
+        buffer = ctypes.create_string_buffer(_PIECE_BUFFER)
+        n = self._lc.llama_token_to_piece(self.vocab, token, buffer, _PIECE_BUFFER, 0, False)
+        return buffer.raw[: max(n, 0)]
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        """Generated text of ``tokens``."""
+        return b"".join(self.piece(t) for t in tokens).decode("utf-8", errors="ignore")
+
+    def is_end(self, token: int) -> bool:
+        """Whether ``token`` ends generation (end of turn or of text)."""
+        return bool(self._lc.llama_vocab_is_eog(self.vocab, token))
+
+    def vocab_texts(self) -> list[str]:
+        """The generated text of every token id (computed once)."""
+        if self._texts is None:
+            self._texts = [
+                self.piece(i).decode("utf-8", errors="ignore") for i in range(self.n_vocab)
+            ]
+        return self._texts
+
+    def chat_prompt(self, messages: Sequence[ChatMessage]) -> list[int]:
+        """The prompt tokens for ``messages``, ending with the assistant's turn opening."""
+        result = self._formatter(
+            messages=[{"role": m.role, "content": m.content} for m in messages]
+        )
+        return self.tokenize(result.prompt, special=True)
+
+
+class NativeContext:
+    """One llama.cpp context: ``n_seqs`` sequences, each with its own KV stream.
+
+    Streams are not unified: each sequence attends only over its own cells, laid out by
+    position, so its numbers do not depend on what other sequences share the batch.
+    """
+
+    def __init__(
+        self,
+        model: NativeModel,
+        *,
+        n_seqs: int,
+        n_ctx_seq: int,
+        n_batch: int,
+        n_threads: int,
+    ) -> None:
+        lc = model._lc
+        self._lc = lc
+        self.model = model
+        params = lc.llama_context_default_params()
+        params.n_ctx = n_ctx_seq * n_seqs
+        params.n_batch = n_batch
+        params.n_ubatch = n_batch
+        params.n_seq_max = n_seqs
+        params.n_threads = n_threads
+        params.n_threads_batch = n_threads
+        params.kv_unified = False
+        # The single-sequence backend runs without flash attention; matching it keeps
+        # replies at temperature 0 identical between the two engines.
+        params.flash_attn_type = lc.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        params.no_perf = True
+        self.ctx: Any = lc.llama_init_from_model(model.model, params)
+        if not self.ctx:
+            raise InferenceError(
+                f"Cannot create a llama.cpp context for {n_seqs} sequences of {n_ctx_seq} "
+                "tokens; lower CABOT_PARALLEL, CABOT_RESIDENT_CHANNELS or CABOT_N_CTX."
+            )
+        self.memory: Any = lc.llama_get_memory(self.ctx)
+        self.n_ctx_seq = int(lc.llama_n_ctx_seq(self.ctx))
+        self.n_batch = n_batch
+        self._batch: Any = lc.llama_batch_init(n_batch, 0, 1)
+        self._tokens = np.ctypeslib.as_array(self._batch.token, shape=(n_batch,))
+        self._pos = np.ctypeslib.as_array(self._batch.pos, shape=(n_batch,))
+        self._n_seq_id = np.ctypeslib.as_array(self._batch.n_seq_id, shape=(n_batch,))
+        self._logits = np.ctypeslib.as_array(self._batch.logits, shape=(n_batch,))
+        self._n_seq_id[:] = 1
+
+    def close(self) -> None:
+        """Free the batch buffer and the context."""
+        if self.ctx:
+            ctx, self.ctx = self.ctx, None
+            self._lc.llama_batch_free(self._batch)
+            self._lc.llama_free(ctx)
+
+    def forget(self, seq_id: int, start: int = 0) -> None:
+        """Drop sequence ``seq_id``'s KV from position ``start`` on."""
+        self._lc.llama_memory_seq_rm(self.memory, seq_id, start, -1)
+
+    def decode(self, entries: Sequence[tuple[int, int, int, bool]]) -> None:
+        """Evaluate ``(seq_id, position, token, wants_logits)`` entries in one call.
+
+        Raises:
+            DecodeError: llama.cpp refused or failed the batch.
+        """
+        n = len(entries)
+        if not 0 < n <= self.n_batch:
+            raise ValueError(f"a batch holds 1 to {self.n_batch} tokens, not {n}")
+        seq_ids = self._batch.seq_id
+        for i, (seq_id, position, token, logits) in enumerate(entries):
+            self._tokens[i] = token
+            self._pos[i] = position
+            seq_ids[i][0] = seq_id
+            self._logits[i] = logits
+        self._batch.n_tokens = n
+        code = int(self._lc.llama_decode(self.ctx, self._batch))
+        if code != 0:
+            raise DecodeError(code)
+
+    def decode_chunk(self, seq_id: int, start: int, tokens: Sequence[int]) -> None:
+        """Evaluate prompt ``tokens`` of one sequence from position ``start``; logits for the last.
+
+        Raises:
+            DecodeError: llama.cpp refused or failed the chunk.
+        """
+        n = len(tokens)
+        if not 0 < n <= self.n_batch:
+            raise ValueError(f"a chunk holds 1 to {self.n_batch} tokens, not {n}")
+        self._tokens[:n] = tokens
+        self._pos[:n] = np.arange(start, start + n, dtype=np.int32)
+        seq_ids = self._batch.seq_id
+        for i in range(n):
+            seq_ids[i][0] = seq_id
+        self._logits[:n] = 0
+        self._logits[n - 1] = 1
+        self._batch.n_tokens = n
+        code = int(self._lc.llama_decode(self.ctx, self._batch))
+        if code != 0:
+            raise DecodeError(code)
+
+    def logits(self, index: int) -> npt.NDArray[np.single]:
+        """A copy of the logits at batch ``index`` of the last decode (for tests)."""
+        pointer = self._lc.llama_get_logits_ith(self.ctx, index)
+        return np.ctypeslib.as_array(pointer, shape=(self.model.n_vocab,)).copy()

@@ -1,0 +1,142 @@
+"""Which conversation lives in which KV sequence: prefix reuse and LRU eviction.
+
+Pure bookkeeping for the batched engine (no llama.cpp here), so it is unit-tested alone.
+
+Each slot is one llama.cpp sequence with its own KV stream. A slot remembers the tokens
+its KV holds and how many of them came from prompt evaluation. Only that part is reused
+by the next turn: llama.cpp computes a token evaluated alone (one query per sequence,
+as in generation) with slightly different rounding from the same token evaluated in a
+chunk of two or more, so reusing generated tokens' KV would make a resident channel's
+reply differ from the reply the same channel gets after eviction and re-evaluation from
+text. Evaluating every prompt token in chunks of at least two keeps the two identical.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+MIN_CHUNK = 2
+"""The fewest tokens a prompt chunk may hold (a single token takes the generation path)."""
+
+
+def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many leading tokens ``a`` and ``b`` share."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def reusable_prefix(resident: Sequence[int], exact: int, prompt: Sequence[int]) -> int:
+    """Leading prompt tokens whose resident KV can be kept as is.
+
+    ``exact`` is how many of the ``resident`` tokens came from prompt evaluation. At least
+    ``MIN_CHUNK`` prompt tokens are always left to evaluate, so the last one (whose logits
+    give the first reply token) is computed by a chunk, as it would be from scratch.
+    """
+    shared = common_prefix_length(resident[:exact], prompt)
+    return max(0, min(shared, len(prompt) - MIN_CHUNK))
+
+
+def next_chunk(remaining: int, limit: int) -> int:
+    """How many of ``remaining`` prompt tokens to evaluate now, at most ``limit``.
+
+    Never leaves a single token for later, and never takes fewer than ``MIN_CHUNK``
+    unless fewer remain.
+    """
+    limit = max(limit, MIN_CHUNK + 1)
+    if remaining <= limit:
+        return remaining
+    take = limit
+    if remaining - take < MIN_CHUNK:
+        take = remaining - MIN_CHUNK
+    return take
+
+
+@dataclass
+class Slot:
+    """One KV sequence and what it holds."""
+
+    seq_id: int
+    session: str | None = None
+    tokens: list[int] = field(default_factory=list)
+    """Tokens whose KV is in this sequence, at positions ``0..len(tokens)-1``."""
+    exact: int = 0
+    """How many leading ``tokens`` were evaluated as prompt chunks (reusable exactly)."""
+    busy: bool = False
+    last_used: int = 0
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A slot given to a job: keep its first ``keep`` tokens, evaluate the rest."""
+
+    slot: Slot
+    keep: int
+    evicted: str | None
+    """The session that lived in the slot before and loses its resident KV, if any."""
+
+
+class SlotTable:
+    """Assigns sequences to jobs, preferring a channel's own resident sequence.
+
+    A job gets its session's idle slot if there is one; otherwise an empty slot; otherwise
+    the least recently used idle slot, whose session is evicted (it will be re-evaluated
+    from text when it returns).
+    """
+
+    def __init__(self, n_slots: int) -> None:
+        if n_slots < 1:
+            raise ValueError("at least one slot is needed")
+        self.slots = [Slot(seq_id) for seq_id in range(n_slots)]
+        self._clock = itertools.count(1)
+
+    def resident(self, session: str) -> Slot | None:
+        """The slot holding ``session``'s conversation, if it is resident."""
+        return next((s for s in self.slots if s.session == session), None)
+
+    def acquire(self, session: str | None, prompt: Sequence[int]) -> Lease | None:
+        """A slot for a job on ``prompt``, or None when every slot is busy."""
+        idle = [s for s in self.slots if not s.busy]
+        if not idle:
+            return None
+        own = next((s for s in idle if session is not None and s.session == session), None)
+        if own is not None:
+            slot, evicted = own, None
+        else:
+            empty = [s for s in idle if s.session is None]
+            # Anonymous slots (a finished duplicate job, a session moved elsewhere) hold
+            # nothing anyone will ask for again; empty ones cost nothing to take.
+            pool = empty or idle
+            slot = min(pool, key=lambda s: (bool(s.tokens), s.last_used))
+            evicted = slot.session
+        # Whatever the slot held, a shared leading run of prompt-evaluated tokens (the
+        # same conversation, or just the same system prompt) has exactly the KV a fresh
+        # evaluation would compute, since each token's KV depends only on those before it.
+        keep = reusable_prefix(slot.tokens, slot.exact, prompt)
+        slot.busy = True
+        slot.session = session
+        slot.last_used = next(self._clock)
+        del slot.tokens[keep:]
+        slot.exact = min(slot.exact, keep)
+        return Lease(slot, keep, evicted if evicted != session else None)
+
+    def release(self, slot: Slot) -> None:
+        """The job on ``slot`` ended; its KV stays resident for the session."""
+        slot.busy = False
+        slot.last_used = next(self._clock)
+        if slot.session is not None:
+            for other in self.slots:
+                if other is not slot and other.session == slot.session and not other.busy:
+                    # Two jobs of one channel ran at once; the newest KV represents it.
+                    other.session = None
+
+    def forget(self, slot: Slot) -> None:
+        """The slot's KV is unknown (a failed evaluation): treat it as empty."""
+        slot.tokens.clear()
+        slot.exact = 0
+        slot.session = None
