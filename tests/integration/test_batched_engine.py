@@ -1,0 +1,225 @@
+"""The batched engine on the real SmolLM2 model: sequences sharing a batch stay independent."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from bot.backends.banning import BannedWords
+from bot.backends.base import ChatMessage, GenerationRequest
+from bot.backends.batched import BatchedBackend
+from bot.backends.llama import LlamaBackend
+from bot.errors import InferenceError
+
+pytestmark = pytest.mark.model
+
+SYSTEM = "You are a helpful assistant."
+QUESTIONS = (
+    "What is the capital of France?",
+    "List three fruits.",
+    "Write a short poem about the sea.",
+    "Tell me a joke about cats.",
+)
+YES_NO = 'root ::= "yes" | "no"'
+LIMIT = 60.0  # seconds; only so that a hang fails instead of blocking the suite
+
+
+def ask(
+    question: str, *, session: str | None = None, history: Sequence[ChatMessage] = (),
+    max_tokens: int = 20, **options: object,
+) -> GenerationRequest:
+    messages = (ChatMessage("system", SYSTEM), *history, ChatMessage("user", question))
+    return GenerationRequest(
+        messages=messages, temperature=0.0, max_tokens=max_tokens, session=session,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+async def reply(backend: BatchedBackend | LlamaBackend, request: GenerationRequest) -> str:
+    async with asyncio.timeout(LIMIT):
+        return "".join([piece async for piece in backend.generate(request)])
+
+
+async def together(backend: BatchedBackend, requests: Sequence[GenerationRequest]) -> list[str]:
+    return list(await asyncio.gather(*(reply(backend, r) for r in requests)))
+
+
+async def outcome(backend: BatchedBackend, request: GenerationRequest) -> str | InferenceError:
+    try:
+        return await reply(backend, request)
+    except InferenceError as error:
+        return error
+
+
+@pytest.fixture
+async def engine(model_path: Path) -> AsyncIterator[BatchedBackend]:
+    backend = BatchedBackend(model_path, n_ctx=512, parallel=4, resident=4, n_threads=2)
+    await backend.start()
+    try:
+        yield backend
+    finally:
+        await backend.stop()
+
+
+async def test_a_prompt_in_a_batch_of_four_gives_the_text_it_gives_alone(
+    engine: BatchedBackend,
+) -> None:
+    requests = [ask(q, session=f"c{i}") for i, q in enumerate(QUESTIONS)]
+    alone = [await reply(engine, r) for r in requests]
+    batched = await together(engine, requests)
+    assert engine.engine.stats.peak_batch == 4
+    assert batched == alone
+    assert all(text.strip() for text in alone)
+
+
+async def test_replies_agree_with_the_single_sequence_backend(
+    engine: BatchedBackend, model_path: Path
+) -> None:
+    single = LlamaBackend(model_path, n_ctx=512, n_threads=2, cache_bytes=0)
+    await single.start()
+    try:
+        expected = [await reply(single, ask(q)) for q in QUESTIONS[:2]]
+    finally:
+        await single.stop()
+    assert await together(engine, [ask(q) for q in QUESTIONS[:2]]) == expected
+
+
+async def test_a_banned_word_never_affects_another_sequence_in_the_batch(
+    engine: BatchedBackend,
+) -> None:
+    question = QUESTIONS[0]
+    free = await reply(engine, ask(question, session="free"))
+    assert "paris" in free.lower()  # the model's answer, so banning it changes something
+    banned, unaffected = await together(engine, [
+        ask(question, session="strict", banned=("Paris",)),
+        ask(question, session="free"),
+    ])
+    assert "paris" not in banned.lower()
+    assert unaffected == free
+
+
+async def test_a_grammar_applies_only_to_its_own_sequence(engine: BatchedBackend) -> None:
+    free = await reply(engine, ask(QUESTIONS[1], session="free"))
+    constrained, unaffected = await together(engine, [
+        ask("Is the sea blue?", session="strict", grammar=YES_NO),
+        ask(QUESTIONS[1], session="free"),
+    ])
+    assert constrained in ("yes", "no")
+    assert unaffected == free
+
+
+async def test_an_evicted_channel_re_evaluated_continues_as_a_resident_one(
+    model_path: Path,
+) -> None:
+    first = ask("Name a colour.", session="x")
+    backend = BatchedBackend(model_path, n_ctx=512, parallel=2, resident=2, n_threads=2)
+    await backend.start()
+    try:
+        answer = await reply(backend, first)
+        second = ask(
+            "Why do you like it?", session="x", history=(
+                ChatMessage("user", "Name a colour."), ChatMessage("assistant", answer.strip())
+            ),
+        )
+        stats = backend.engine.stats
+        reused_before = stats.reused_tokens
+        resident = await reply(backend, second)
+        reused_resident = stats.reused_tokens - reused_before
+
+        # Two other channels take both sequences, then x comes back to the same turn.
+        await reply(backend, ask(QUESTIONS[0], session="y"))
+        await reply(backend, ask(QUESTIONS[1], session="z"))
+        assert backend.engine.table.resident("x") is None
+        reused_before = stats.reused_tokens
+        evicted = await reply(backend, second)
+        reused_evicted = stats.reused_tokens - reused_before
+    finally:
+        await backend.stop()
+
+    assert reused_resident > reused_evicted  # the resident turn really kept its KV
+    assert stats.evictions >= 1
+    assert evicted == resident
+    assert resident.strip()
+
+
+async def test_cancelling_one_sequence_frees_it_and_the_others_finish(
+    engine: BatchedBackend,
+) -> None:
+    requests = [ask(q, session=f"c{i}", max_tokens=32) for i, q in enumerate(QUESTIONS[1:])]
+    alone = [await reply(engine, r) for r in requests[1:]]
+
+    async def read_two_then_close() -> int:
+        stream = engine.generate(requests[0])
+        pieces = [await anext(stream), await anext(stream)]
+        await stream.aclose()
+        return len(pieces)
+
+    async with asyncio.timeout(LIMIT):
+        read, *others = await asyncio.gather(
+            read_two_then_close(), *(reply(engine, r) for r in requests[1:])
+        )
+    assert read == 2
+    assert others == alone
+    assert engine.engine.busy_sequences() == 0
+    assert (await reply(engine, requests[0])).strip()  # its sequence serves again
+
+
+async def test_a_job_failing_at_admission_fails_only_itself(engine: BatchedBackend) -> None:
+    requests = [ask(q, session=f"c{i}") for i, q in enumerate(QUESTIONS[:2])]
+    alone = [await reply(engine, r) for r in requests]
+    bad_grammar = ask("Hello?", session="bad", grammar="root ::= (")
+    too_long = ask("word " * 600, session="long")
+    results = await asyncio.gather(
+        outcome(engine, requests[0]), outcome(engine, bad_grammar),
+        outcome(engine, too_long), outcome(engine, requests[1]),
+    )
+    assert isinstance(results[1], InferenceError)
+    assert "grammar" in str(results[1])
+    assert isinstance(results[2], InferenceError)
+    assert "context window" in str(results[2])
+    assert [results[0], results[3]] == alone
+
+
+async def test_a_job_failing_mid_generation_fails_only_itself(
+    engine: BatchedBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    requests = [ask(q, session=f"c{i}", max_tokens=24) for i, q in enumerate(QUESTIONS[1:3])]
+    alone = [await reply(engine, r) for r in requests]
+    calls = 0
+    original = BannedWords.__call__
+
+    def failing_filter(
+        self: BannedWords, input_ids: npt.NDArray[np.intc], scores: npt.NDArray[np.single]
+    ) -> npt.NDArray[np.single]:
+        nonlocal calls
+        calls += 1
+        if calls > 3:
+            raise RuntimeError("filter broke")
+        return original(self, input_ids, scores)
+
+    monkeypatch.setattr(BannedWords, "__call__", failing_filter)
+    doomed = ask(QUESTIONS[0], session="doomed", banned=("zebra",), max_tokens=24)
+    pieces: list[str] = []
+
+    async def run_doomed() -> InferenceError | None:
+        try:
+            async for piece in engine.generate(doomed):
+                pieces.append(piece)
+        except InferenceError as error:
+            return error
+        return None
+
+    async with asyncio.timeout(LIMIT):
+        error, *others = await asyncio.gather(
+            run_doomed(), *(reply(engine, r) for r in requests)
+        )
+    assert isinstance(error, InferenceError)
+    assert pieces  # it failed after it had started to answer
+    assert others == alone
+    monkeypatch.setattr(BannedWords, "__call__", original)
+    assert (await reply(engine, ask(QUESTIONS[0], session="after"))).strip()
