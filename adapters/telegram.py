@@ -81,6 +81,8 @@ TYPING_INTERVAL = 4.5
 POLL_TIMEOUT = dt.timedelta(seconds=10)
 ALLOWED_UPDATES = ("message", "my_chat_member")
 """Edited messages are not even fetched: an edit never runs a command or a new reply."""
+MIN_WAIT = 0.001
+"""Waits are at least this long, so rounding can never make a wait loop spin."""
 STOP_FLUSH_SECONDS = 5.0
 """How long stopping waits for edits that are not due yet."""
 
@@ -419,7 +421,7 @@ class TelegramAdapter:
                 raise PlatformRateLimitError(
                     f"Telegram asked cabot to wait {delay:.0f} s before posting in this chat "
                     "again; the reply was not sent.", delay)
-            await self._sleep(delay)
+            await self._sleep(max(delay, MIN_WAIT))
 
     async def send(self, message: OutgoingMessage) -> SentMessage:
         """Post ``message`` as a reply in the chat (and topic) it answers."""
@@ -532,7 +534,7 @@ class TelegramAdapter:
             while pending := self._pending.get(chat_id):
                 delay = self._budget.edit_delay(chat_id, is_group)
                 if delay > 0:
-                    await self._sleep(delay)
+                    await self._sleep(max(delay, MIN_WAIT))
                     continue
                 message_id = next(iter(pending))
                 edit = pending.pop(message_id)

@@ -2,8 +2,10 @@
 
 Telegram allows about one message a second per chat, 20 messages a minute per group and 30
 a second overall; edits count like messages. Streaming edits are optional (a later one
-shows more text), so they are paced and keep a reserve of the group budget free for new
-messages; sends and the final edit of a reply are never dropped, only delayed.
+shows more text), so they are paced: at most one per ``edit_interval`` in any chat, and in
+a group from a token bucket that allows a short burst (a short reply streams at full speed)
+and then refills at the rate the group's minute allows, keeping a reserve for new messages.
+Sends and the final edit of a reply are never dropped, only delayed.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ GLOBAL_PER_SECOND = 30
 GROUP_WINDOW = 60.0
 GROUP_RESERVE = 4
 """Slots of a group's per-minute budget that streaming edits leave to new messages."""
+GROUP_EDIT_BURST = 5.0
+"""Edits a group may get in a row (at ``edit_interval``) before the refill rate applies."""
 
 
 @dataclass(frozen=True)
@@ -33,11 +37,10 @@ class FloodLimits:
     group_per_minute: int = 20
     max_retry_wait: float = 30.0
 
-    def edit_gap(self, is_group: bool) -> float:
-        """Seconds between edits in a chat: a group spreads its minute's budget evenly."""
-        if not is_group:
-            return self.edit_interval
-        return max(self.edit_interval, GROUP_WINDOW / self.group_per_minute)
+    @property
+    def group_edit_rate(self) -> float:
+        """Edits per second a group's bucket refills at (its minute's budget less a reserve)."""
+        return max(self.group_per_minute - GROUP_RESERVE, 1) / GROUP_WINDOW
 
 
 @dataclass
@@ -45,6 +48,8 @@ class _Chat:
     posts: deque[float] = field(default_factory=deque)
     last_edit: float = float("-inf")
     blocked_until: float = float("-inf")
+    edit_tokens: float = GROUP_EDIT_BURST
+    tokens_at: float = float("-inf")
 
 
 class ChatBudget:
@@ -93,11 +98,21 @@ class ChatBudget:
         now = self._clock()
         chat = self._chat(chat_id)
         delay = max(self.send_delay(chat_id, False),
-                    chat.last_edit + self.limits.edit_gap(is_group) - now)
+                    chat.last_edit + self.limits.edit_interval - now)
         if is_group:
             allowed = max(self.limits.group_per_minute - GROUP_RESERVE, 1)
             delay = max(delay, self._window_delay(chat.posts, allowed, GROUP_WINDOW, now))
+            tokens = self._refill(chat, now)
+            if tokens < 1.0 - 1e-9:  # not a rounding error away from a whole token
+                delay = max(delay, (1.0 - tokens) / self.limits.group_edit_rate)
         return max(delay, 0.0)
+
+    def _refill(self, chat: _Chat, now: float) -> float:
+        if chat.tokens_at > float("-inf"):
+            gained = (now - chat.tokens_at) * self.limits.group_edit_rate
+            chat.edit_tokens = min(GROUP_EDIT_BURST, chat.edit_tokens + gained)
+        chat.tokens_at = now
+        return chat.edit_tokens
 
     def spend(self, chat_id: int, *, edit: bool) -> None:
         """Record a message or an edit posted in the chat now."""
@@ -107,6 +122,8 @@ class ChatBudget:
         self._recent.append(now)
         if edit:
             chat.last_edit = now
+            self._refill(chat, now)
+            chat.edit_tokens -= 1.0
         self._forget_idle(now)
 
     def block(self, chat_id: int, seconds: float) -> None:

@@ -7,9 +7,10 @@ Every test runs cabot's App with the Telegram adapter, talks to it as Telegram u
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,6 @@ from tests.helpers.fake_telegram import (
     ANONYMOUS_ADMIN,
     CHANNEL_BOT,
     JSON,
-    ChatMessage,
     FakeClock,
     FakeTelegram,
     parse_html,
@@ -159,7 +159,7 @@ async def test_private_chat_gets_a_streamed_reply_within_the_edit_rate(tmp_path:
         assert len(shown.versions) >= 3, "the reply should grow by edits while it streams"
         assert all(reply.startswith(v) for v in shown.versions)
         times = [shown.sent_at, *shown.edit_times]
-        gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+        gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
         assert min(gaps) >= 0.1 * 0.9, f"edits closer than the edit interval: {gaps}"
         typing = bots.fake.calls_to("sendChatAction")
         assert typing and typing[0].params["action"] == "typing"
@@ -399,8 +399,7 @@ async def test_a_10000_character_reply_with_a_code_block_splits_correctly(
         blocks = [[e for e in m.entities if e["type"] == "pre"] for m in messages]
         assert [len(b) for b in blocks[:2]] == [1, 1]
         assert all(b[0]["language"] == "python" for b in blocks[:2])
-        first, second = messages[0], messages[1]
-        assert blocks[0][0]["offset"] + blocks[0][0]["length"] == len(first.text)
+        assert blocks[0][0]["offset"] + blocks[0][0]["length"] == len(messages[0].text)
         assert blocks[1][0]["offset"] == 0
 
 
@@ -433,7 +432,7 @@ async def test_a_flood_wait_too_long_drops_the_reply_and_the_bot_keeps_running(
 
 async def test_streaming_in_a_group_stays_within_20_messages_a_minute(tmp_path: Path) -> None:
     clock = FakeClock()
-    reply = " ".join(f"word{n}" for n in range(400))
+    reply = " ".join(f"word{n}" for n in range(200))
     backend = SlowBackend(reply, pause=0.002, piece_chars=6)
     # No edit interval in the router: every piece asks for an edit, the adapter paces them.
     async with running(tmp_path, backend, clock=clock, telegram_edit_interval=0.0) as bots:
@@ -544,3 +543,28 @@ async def test_webhook_mode_receives_signed_updates(tmp_path: Path) -> None:
         assert await bots.fake.deliver_webhook(forged) == 403
         await bots.settle()
         assert await bots.binding(group_scope()) == {}
+
+
+# -- the real engine -------------------------------------------------------------------------------
+
+
+@pytest.mark.model
+async def test_the_real_model_streams_a_reply_in_a_private_chat(
+    tmp_path: Path, model_path: Path
+) -> None:
+    from bot.backends.llama import LlamaBackend
+
+    engine = LlamaBackend(model_path, n_ctx=1024, n_threads=2, cache_bytes=0)
+    async with running(tmp_path, real_backend=engine, n_ctx=1024, reply_tokens=48,
+                       telegram_edit_interval=0.2) as bots:
+        await bots.say(bots.bob["id"], bots.bob, "What is the capital of France?")
+        messages = bots.fake.bot_messages(bots.bob["id"])
+        assert len(messages) == 1
+        shown = messages[0]
+        assert shown.text.strip() and len(shown.text) <= 4096
+        assert shown.versions[-1] == shown.text
+        assert all(c.ok for c in bots.fake.calls_to("sendMessage"))
+        assert bots.fake.calls_to("sendChatAction")
+        history = await bots.app.store.history(Scope(
+            platform="telegram", community=str(bots.bob["id"]), channel=str(bots.bob["id"])), 10)
+        assert [role for role, _ in history] == ["user", "assistant"]
