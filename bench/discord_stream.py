@@ -1,0 +1,140 @@
+"""Streaming replies on Discord over loopback: `python -m bench.discord_stream [--model]`.
+
+The real discord.py client talks to the fake Discord of the tests with Discord's real
+limits (an edit per second at most, 5 messages per 5 s per channel). For each scenario
+it prints the time from a user's message to the first visible text of the reply, and
+the edits and sends per reply.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from adapters.discord import DiscordAdapter
+from bot.app import App
+from bot.backends.base import Backend, GenerationRequest
+from tests.helpers.apps import make_settings
+from tests.helpers.fake_backend import FakeBackend
+from tests.helpers.fake_discord import FakeDiscord
+
+REPLY = ("Streaming replies keep people company while the model writes. " * 16).strip()
+
+
+class PacedBackend(FakeBackend):
+    """A stand-in for the model: ``rate`` pieces of ``piece_chars`` characters per second."""
+
+    def __init__(self, reply: str, *, rate: float, piece_chars: int = 4) -> None:
+        super().__init__(reply, piece_chars=piece_chars)
+        self.rate = rate
+
+    async def generate(self, request: GenerationRequest) -> AsyncGenerator[str, None]:
+        self.requests.append(request)
+        text = self.text_for(request)
+        for start in range(0, len(text), self.piece_chars):
+            await asyncio.sleep(1 / self.rate)
+            yield text[start : start + self.piece_chars]
+
+
+@dataclass
+class Row:
+    scenario: str
+    replies: int
+    first_text_ms: float
+    edits: float
+    sends: float
+    reply_s: float
+    rate_limited: int
+
+
+async def measure(name: str, backend: Backend, folder: Path, replies: int) -> Row:
+    async with FakeDiscord(token="bench-token") as fake:
+        owner = fake.make_user("owner")
+        guild = fake.add_guild("bench", owner)
+        channel = fake.add_channel(guild, "general")
+        settings = make_settings(
+            folder, db=folder / f"{abs(hash(name))}.db",
+            discord_token=fake.token, discord_api_url=fake.api_url,
+            discord_gateway_url=fake.gateway_url,
+        )
+        app = App(settings, backend=backend)
+        adapter = DiscordAdapter(settings, library=app.resolver.library_for,
+                                 guild_ready_timeout=0.01)
+        firsts, edits, sends, durations = [], [], [], []
+        await app.start([adapter])
+        try:
+            for n in range(replies):
+                before = len(fake.requests)
+                asked = await fake.say(owner, channel, f"<@{fake.bot['id']}> question {n}")
+                await fake.wait_for(partial(_answered, fake, channel, asked.id), 600)
+                await app.router.drain()
+                writes = [r for r in fake.requests[before:]
+                          if r.status == 200 and f"/channels/{channel}/messages" in r.path]
+                posts = [r for r in writes if r.method == "POST"]
+                firsts.append(posts[0].at - asked.at)
+                sends.append(len(posts))
+                edits.append(len(writes) - len(posts))
+                durations.append(writes[-1].at - asked.at)
+        finally:
+            await app.stop()
+        return Row(name, replies, 1000 * statistics.median(firsts), statistics.mean(edits),
+                   statistics.mean(sends), statistics.median(durations),
+                   sum(1 for r in fake.requests if r.status == 429))
+
+
+async def run(with_model: bool, replies: int) -> list[Row]:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        rows = [
+            await measure("fake backend, instant", FakeBackend(REPLY), folder, replies),
+            await measure("fake backend, 110 pieces/s", PacedBackend(REPLY, rate=110),
+                          folder, replies),
+        ]
+        if with_model:
+            from bot.app import create_backend
+
+            # The default settings: n_ctx 2048, 256 reply tokens, the RAM prompt cache.
+            model = create_backend(make_settings(folder))
+            rows.append(await measure("SmolLM2-135M (llama.cpp)", model, folder, replies))
+    return rows
+
+
+def _answered(fake: FakeDiscord, channel: str, message_id: str) -> bool:
+    return any(m.reply_to == message_id for m in fake.bot_messages(channel))
+
+
+def print_table(rows: list[Row]) -> None:
+    header = ("scenario", "replies", "first text ms", "edits/reply", "sends/reply",
+              "reply s", "429s")
+    lines = [header] + [
+        (r.scenario, str(r.replies), f"{r.first_text_ms:.0f}", f"{r.edits:.1f}",
+         f"{r.sends:.1f}", f"{r.reply_s:.2f}", str(r.rate_limited))
+        for r in rows
+    ]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    for index, line in enumerate(lines):
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)))
+        if index == 0:
+            print("  ".join("-" * width for width in widths))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", action="store_true", help="also run the bundled model")
+    parser.add_argument("--replies", type=int, default=3)
+    args = parser.parse_args()
+    started = time.monotonic()
+    print_table(asyncio.run(run(args.model, args.replies)))
+    print(f"(edit interval 1.0 s, budget 5 messages per 5 s per channel; "
+          f"{time.monotonic() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
