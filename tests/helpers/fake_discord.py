@@ -15,167 +15,53 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import math
 import re
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
-JSON = dict[str, Any]
+from tests.helpers.fake_discord_wire import (
+    ADMINISTRATOR,
+    ALL_PERMISSIONS,
+    DISCORD_EPOCH_MS,
+    EPHEMERAL,
+    EVERYONE_PERMISSIONS,
+    INTERACTION_DEADLINE,
+    JSON,
+    LOADING,
+    MANAGE_CHANNELS,
+    MANAGE_GUILD,
+    ROLE_MENTION,
+    USER_MENTION,
+    FakeGuild,
+    FakeInteraction,
+    FakeMessage,
+    RateBucket,
+    RateBudget,
+    Recorded,
+    apply_mentions,
+    error,
+    invalid_content,
+    json_response,
+    now_iso,
+    read_json,
+    too_many_requests,
+)
+
+__all__ = [
+    "MANAGE_CHANNELS",
+    "MANAGE_GUILD",
+    "FakeDiscord",
+    "FakeGuild",
+    "FakeInteraction",
+    "FakeMessage",
+    "RateBudget",
+    "Recorded",
+]
+
 Handler = Callable[[web.Request], Any]
-
-DISCORD_EPOCH_MS = 1420070400000
-MAX_CONTENT = 2000
-INTERACTION_DEADLINE = 3.0
-EPHEMERAL = 1 << 6
-LOADING = 1 << 7
-ADMINISTRATOR = 1 << 3
-MANAGE_CHANNELS = 1 << 4
-MANAGE_GUILD = 1 << 5
-ALL_PERMISSIONS = (1 << 53) - 1
-EVERYONE_PERMISSIONS = 0x0000_0000_0006_4C40  # view, send, read history, embed, ...
-
-_EVERYONE = re.compile(r"@(everyone|here)")
-_USER_MENTION = re.compile(r"<@!?(\d+)>")
-_ROLE_MENTION = re.compile(r"<@&(\d+)>")
-
-
-@dataclass(frozen=True)
-class RateBudget:
-    """Discord's per-channel message bucket: ``limit`` sends and edits per ``window`` s."""
-
-    limit: int = 5
-    window: float = 5.0
-
-
-@dataclass
-class Recorded:
-    """One request the client made, and the status the fake answered."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    body: Any
-    at: float
-    status: int = 0
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class FakeMessage:
-    """A message as users see it."""
-
-    id: str
-    channel_id: str
-    author_id: str
-    content: str
-    at: float
-    ephemeral: bool = False
-    loading: bool = False
-    deleted: bool = False
-    reply_to: str | None = None
-    allowed_mentions: Any = None
-    pinged_everyone: bool = False
-    pinged_users: list[str] = field(default_factory=list)
-    pinged_roles: list[str] = field(default_factory=list)
-    edits: list[float] = field(default_factory=list)
-    interaction_id: str | None = None
-
-    @property
-    def pinged_anyone(self) -> bool:
-        """Whether this message notified anybody."""
-        return self.pinged_everyone or bool(self.pinged_users) or bool(self.pinged_roles)
-
-
-@dataclass
-class FakeGuild:
-    """A guild: roles (the @everyone role's id is the guild id), channels, threads, members."""
-
-    id: str
-    name: str
-    owner_id: str
-    roles: list[JSON] = field(default_factory=list)
-    channels: list[JSON] = field(default_factory=list)
-    threads: list[JSON] = field(default_factory=list)
-    members: dict[str, list[str]] = field(default_factory=dict)
-
-
-@dataclass
-class FakeInteraction:
-    """A slash-command interaction and what was answered to it."""
-
-    id: str
-    token: str
-    user_id: str
-    channel_id: str
-    created_at: float
-    payload: JSON
-    callback_type: int | None = None
-    deferred_ephemeral: bool = False
-    original: FakeMessage | None = None
-    followups: list[FakeMessage] = field(default_factory=list)
-    choices: list[JSON] | None = None
-    late: bool = False
-
-    def answers(self) -> list[FakeMessage]:
-        """The visible answers (not deleted, not still 'thinking'), oldest first."""
-        shown = [self.original] if self.original is not None else []
-        return [m for m in [*shown, *self.followups] if not m.deleted and not m.loading]
-
-
-async def _json(request: web.Request) -> Any:
-    raw = await request.read()  # aiohttp keeps the body, so reading twice is fine
-    return json.loads(raw) if raw else None
-
-
-def _now_iso() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S.000000+00:00", time.gmtime())
-
-
-def _json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None
-                   ) -> web.Response:
-    # Content-Type exactly application/json: discord.py compares the header verbatim.
-    return web.Response(
-        body=json.dumps(data).encode(), status=status,
-        headers={"Content-Type": "application/json", **(headers or {})},
-    )
-
-
-def _error(status: int, code: int, message: str, errors: JSON | None = None) -> web.Response:
-    body: JSON = {"code": code, "message": message}
-    if errors is not None:
-        body["errors"] = errors
-    return _json_response(body, status)
-
-
-class _Bucket:
-    def __init__(self, budget: RateBudget) -> None:
-        self.budget = budget
-        self.remaining = budget.limit
-        self.reset_at = -math.inf
-
-    def take(self, now: float) -> float | None:
-        """Spend one request; the seconds to wait if the budget is exhausted."""
-        if now >= self.reset_at:
-            self.reset_at = now + self.budget.window
-            self.remaining = self.budget.limit
-        if self.remaining <= 0:
-            return self.reset_at - now
-        self.remaining -= 1
-        return None
-
-    def headers(self, now: float) -> dict[str, str]:
-        after = max(0.0, self.reset_at - now)
-        return {
-            "X-RateLimit-Limit": str(self.budget.limit),
-            "X-RateLimit-Remaining": str(self.remaining),
-            "X-RateLimit-Reset": f"{time.time() + after:.3f}",
-            "X-RateLimit-Reset-After": f"{after:.3f}",
-            "X-RateLimit-Bucket": "c0ffee-channel-messages",
-        }
 
 
 class FakeDiscord:
@@ -191,11 +77,11 @@ class FakeDiscord:
     def __init__(
         self,
         *,
-        budget: RateBudget = RateBudget(),
+        budget: RateBudget | None = None,
         clock: Callable[[], float] | None = None,
         token: str = "fake-bot-token",
     ) -> None:
-        self.budget = budget
+        self.budget = budget if budget is not None else RateBudget()
         self._clock = clock
         self.token = token
         self._ids = itertools.count(1)
@@ -212,7 +98,7 @@ class FakeDiscord:
         self.requests: list[Recorded] = []
         self.errors: list[str] = []
         self.identified = asyncio.Event()
-        self._buckets: dict[str, _Bucket] = {}
+        self._buckets: dict[str, RateBucket] = {}
         self._injected: dict[str, list[tuple[int, float]]] = {}
         self.forbidden: set[str] = set()
         self._sockets: list[web.WebSocketResponse] = []
@@ -332,7 +218,7 @@ class FakeDiscord:
             "parent_id": parent_id, "owner_id": guild.owner_id, "message_count": 0,
             "member_count": 1, "rate_limit_per_user": 0,
             "thread_metadata": {"archived": False, "auto_archive_duration": 1440,
-                                "archive_timestamp": _now_iso(), "locked": False},
+                                "archive_timestamp": now_iso(), "locked": False},
         })
         self.channel_guild[thread_id] = guild.id
         return thread_id
@@ -369,7 +255,7 @@ class FakeDiscord:
 
     def _member_json(self, guild: FakeGuild, user_id: str, with_user: bool) -> JSON:
         member: JSON = {"roles": guild.members.get(user_id, []), "flags": 0,
-                        "joined_at": _now_iso(), "deaf": False, "mute": False, "nick": None}
+                        "joined_at": now_iso(), "deaf": False, "mute": False, "nick": None}
         if with_user:
             member["user"] = self.users[user_id]
         return member
@@ -387,7 +273,7 @@ class FakeDiscord:
             "soundboard_sounds": [], "premium_tier": 0, "mfa_level": 0,
             "verification_level": 0, "explicit_content_filter": 0,
             "default_message_notifications": 0, "system_channel_flags": 0,
-            "preferred_locale": "en-US", "nsfw_level": 0, "joined_at": _now_iso(),
+            "preferred_locale": "en-US", "nsfw_level": 0, "joined_at": now_iso(),
         }
 
     # -- what users do --------------------------------------------------------------
@@ -588,12 +474,12 @@ class FakeDiscord:
         )
         response: web.StreamResponse
         if needs_token and request.headers.get("Authorization") != f"Bot {self.token}":
-            response = _error(401, 0, "401: Unauthorized")
+            response = error(401, 0, "401: Unauthorized")
         else:
             try:
                 response = await handler(request)
-            except Exception as error:  # a bug in the fake must fail the test, not be retried
-                self.errors.append(f"{request.method} {request.path}: {error!r}")
+            except Exception as bug:  # a bug in the fake must fail the test, not be retried
+                self.errors.append(f"{request.method} {request.path}: {bug!r}")
                 raise
         entry.status = response.status
         entry.headers = dict(response.headers)
@@ -601,11 +487,11 @@ class FakeDiscord:
         return response
 
     async def _get_me(self, request: web.Request) -> web.Response:
-        return _json_response({**self.bot, "verified": True, "mfa_enabled": False,
+        return json_response({**self.bot, "verified": True, "mfa_enabled": False,
                                "flags": 0, "locale": "en-US"})
 
     async def _get_application(self, request: web.Request) -> web.Response:
-        return _json_response({
+        return json_response({
             "id": self.application_id, "name": "cabot", "description": "", "icon": None,
             "bot_public": True, "bot_require_code_grant": False, "owner": self.owner,
             "verify_key": "0" * 64, "flags": 0, "team": None, "summary": "",
@@ -613,10 +499,10 @@ class FakeDiscord:
         })
 
     async def _get_gateway(self, request: web.Request) -> web.Response:
-        return _json_response({"url": self.gateway_url})
+        return json_response({"url": self.gateway_url})
 
     async def _get_gateway_bot(self, request: web.Request) -> web.Response:
-        return _json_response({
+        return json_response({
             "url": self.gateway_url, "shards": 1,
             "session_start_limit": {"total": 1000, "remaining": 999,
                                     "reset_after": 14400000, "max_concurrency": 1},
@@ -624,7 +510,7 @@ class FakeDiscord:
 
     async def _put_commands(self, request: web.Request) -> web.Response:
         echoed = []
-        for command in await _json(request) or []:
+        for command in await read_json(request) or []:
             known = self.commands.get(command["name"])
             command_id = known["id"] if known else self.snowflake()
             full = {**command, "id": command_id, "application_id": self.application_id,
@@ -634,25 +520,25 @@ class FakeDiscord:
                 full["guild_id"] = request.match_info["guild"]
             self.commands[command["name"]] = full
             echoed.append(full)
-        return _json_response(echoed)
+        return json_response(echoed)
 
     async def _get_channel(self, request: web.Request) -> web.Response:
         channel = self._channel_json(request.match_info["channel"])
         if channel is None:
-            return _error(404, 10003, "Unknown Channel")
-        return _json_response(channel)
+            return error(404, 10003, "Unknown Channel")
+        return json_response(channel)
 
     def _message_json(self, message: FakeMessage) -> JSON:
         if message.author_id == self.bot["id"]:
             mentioned, roles = message.pinged_users, message.pinged_roles
         else:
             # A person's message: Discord resolves the mentions typed in it.
-            mentioned = _USER_MENTION.findall(message.content)
-            roles = _ROLE_MENTION.findall(message.content)
+            mentioned = USER_MENTION.findall(message.content)
+            roles = ROLE_MENTION.findall(message.content)
         data: JSON = {
             "id": message.id, "channel_id": message.channel_id, "type": 0,
             "content": message.content, "author": self.users[message.author_id],
-            "timestamp": _now_iso(), "edited_timestamp": _now_iso() if message.edits else None,
+            "timestamp": now_iso(), "edited_timestamp": now_iso() if message.edits else None,
             "tts": False, "mention_everyone": message.pinged_everyone,
             "mentions": [self.users[u] for u in mentioned if u in self.users],
             "mention_roles": roles, "attachments": [], "embeds": [], "pinned": False,
@@ -674,69 +560,31 @@ class FakeDiscord:
             )
         return data
 
-    def _apply_mentions(self, message: FakeMessage, allowed: Any, replied_author: str | None
-                        ) -> None:
-        """Who Discord would notify, from the content and ``allowed_mentions``."""
-        message.allowed_mentions = allowed
-        parse = ["users", "roles", "everyone"] if allowed is None else allowed.get("parse", [])
-        users = [] if allowed is None else allowed.get("users", [])
-        roles = [] if allowed is None else allowed.get("roles", [])
-        content = message.content
-        message.pinged_everyone = "everyone" in parse and bool(_EVERYONE.search(content))
-        message.pinged_users = [u for u in _USER_MENTION.findall(content)
-                                if "users" in parse or u in users]
-        message.pinged_roles = [r for r in _ROLE_MENTION.findall(content)
-                                if "roles" in parse or r in roles]
-        replied_user = True if allowed is None else allowed.get("replied_user", False)
-        if replied_author is not None and replied_user:
-            message.pinged_users.append(replied_author)
-
-    def _validate_content(self, body: Any) -> web.Response | None:
-        content = (body or {}).get("content")
-        if content is not None and len(content) > MAX_CONTENT:
-            return _error(400, 50035, "Invalid Form Body", {"content": {"_errors": [{
-                "code": "BASE_TYPE_MAX_LENGTH",
-                "message": f"Must be {MAX_CONTENT} or fewer in length.",
-            }]}})
-        if not content or not content.strip():
-            return _error(400, 50006, "Cannot send an empty message")
-        return None
-
     def _spend(self, channel_id: str) -> web.Response | dict[str, str]:
         """Charge the channel's budget: a 429 response, or the rate-limit headers."""
         now = self.now()
-        bucket = self._buckets.setdefault(channel_id, _Bucket(self.budget))
+        bucket = self._buckets.setdefault(channel_id, RateBucket(self.budget))
         injected = self._injected.get(channel_id)
         if injected:
             status, retry_after = injected.pop(0)
             if status != 429:
-                return _error(status, {403: 50013, 404: 10008}.get(status, 0),
+                return error(status, {403: 50013, 404: 10008}.get(status, 0),
                               {403: "Missing Permissions", 404: "Unknown Message"}.get(
                                   status, "Error"))
-            return self._too_many(retry_after, bucket.headers(now))
+            return too_many_requests(retry_after, bucket.headers(now))
         wait = bucket.take(now)
         if wait is not None:
-            return self._too_many(wait, bucket.headers(now))
+            return too_many_requests(wait, bucket.headers(now))
         return bucket.headers(now)
-
-    @staticmethod
-    def _too_many(retry_after: float, headers: dict[str, str]) -> web.Response:
-        return _json_response(
-            {"message": "You are being rate limited.", "retry_after": retry_after,
-             "global": False},
-            429,
-            {**headers, "X-RateLimit-Remaining": "0", "X-RateLimit-Scope": "user",
-             "Retry-After": str(math.ceil(retry_after)), "Via": "1.1 google"},
-        )
 
     async def _post_message(self, request: web.Request) -> web.Response:
         channel_id = request.match_info["channel"]
-        body = await _json(request)
+        body = await read_json(request)
         if self._channel_json(channel_id) is None:
-            return _error(404, 10003, "Unknown Channel")
+            return error(404, 10003, "Unknown Channel")
         if channel_id in self.forbidden:
-            return _error(403, 50013, "Missing Permissions")
-        invalid = self._validate_content(body)
+            return error(403, 50013, "Missing Permissions")
+        invalid = invalid_content(body)
         if invalid is not None:
             return invalid
         spent = self._spend(channel_id)
@@ -746,7 +594,7 @@ class FakeDiscord:
         replied = self.messages.get(str(reference.get("message_id", "")))
         if reference and (replied is None or replied.deleted):
             if reference.get("fail_if_not_exists", True):
-                return _error(400, 50035, "Invalid Form Body", {"message_reference": {
+                return error(400, 50035, "Invalid Form Body", {"message_reference": {
                     "_errors": [{"code": "REPLIES_UNKNOWN_MESSAGE",
                                  "message": "Unknown message"}]}})
             replied = None
@@ -755,12 +603,12 @@ class FakeDiscord:
             content=body["content"], at=self.now(),
             reply_to=replied.id if replied else None,
         )
-        self._apply_mentions(message, body.get("allowed_mentions"),
+        apply_mentions(message, body.get("allowed_mentions"),
                              replied.author_id if replied else None)
         self.messages[message.id] = message
         data = self._message_json(message)
         await self.dispatch("MESSAGE_CREATE", data)
-        return _json_response(data, headers=spent)
+        return json_response(data, headers=spent)
 
     def _find(self, channel_id: str, message_id: str) -> FakeMessage | None:
         message = self.messages.get(message_id)
@@ -771,43 +619,43 @@ class FakeDiscord:
     async def _get_message(self, request: web.Request) -> web.Response:
         message = self._find(request.match_info["channel"], request.match_info["message"])
         if message is None:
-            return _error(404, 10008, "Unknown Message")
-        return _json_response(self._message_json(message))
+            return error(404, 10008, "Unknown Message")
+        return json_response(self._message_json(message))
 
     async def _patch_message(self, request: web.Request) -> web.Response:
         channel_id = request.match_info["channel"]
         message = self._find(channel_id, request.match_info["message"])
         if message is None:
-            return _error(404, 10008, "Unknown Message")
+            return error(404, 10008, "Unknown Message")
         if message.author_id != self.bot["id"]:
-            return _error(403, 50005, "Cannot edit a message authored by another user")
-        invalid = self._validate_content(await _json(request))
+            return error(403, 50005, "Cannot edit a message authored by another user")
+        invalid = invalid_content(await read_json(request))
         if invalid is not None:
             return invalid
         spent = self._spend(channel_id)
         if isinstance(spent, web.Response):
             return spent
-        self._edit(message, await _json(request))
-        return _json_response(self._message_json(message), headers=spent)
+        self._edit(message, await read_json(request))
+        return json_response(self._message_json(message), headers=spent)
 
     def _edit(self, message: FakeMessage, body: JSON) -> None:
         message.content = body["content"]
         message.edits.append(self.now())
         message.loading = False
         replied = self.messages.get(message.reply_to or "")
-        self._apply_mentions(message, body.get("allowed_mentions", message.allowed_mentions),
+        apply_mentions(message, body.get("allowed_mentions", message.allowed_mentions),
                              replied.author_id if replied else None)
 
     async def _delete_message(self, request: web.Request) -> web.Response:
         message = self._find(request.match_info["channel"], request.match_info["message"])
         if message is None:
-            return _error(404, 10008, "Unknown Message")
+            return error(404, 10008, "Unknown Message")
         message.deleted = True
         return web.Response(status=204)
 
     async def _typing(self, request: web.Request) -> web.Response:
         if request.match_info["channel"] in self.forbidden:
-            return _error(403, 50013, "Missing Permissions")
+            return error(403, 50013, "Missing Permissions")
         return web.Response(status=204)
 
     # -- interactions ---------------------------------------------------------------
@@ -823,27 +671,27 @@ class FakeDiscord:
             at=self.now(), ephemeral=ephemeral, loading=loading,
             interaction_id=interaction.id,
         )
-        self._apply_mentions(message, (body or {}).get("allowed_mentions"), None)
+        apply_mentions(message, (body or {}).get("allowed_mentions"), None)
         self.messages[message.id] = message
         return message
 
     async def _callback(self, request: web.Request) -> web.Response:
         interaction = self._interaction(request.match_info["token"])
         if interaction is None or interaction.id != request.match_info["interaction"]:
-            return _error(404, 10062, "Unknown interaction")
+            return error(404, 10062, "Unknown interaction")
         if self.now() - interaction.created_at > INTERACTION_DEADLINE:
             interaction.late = True
-            return _error(404, 10062, "Unknown interaction")
+            return error(404, 10062, "Unknown interaction")
         if interaction.callback_type is not None:
-            return _error(400, 40060, "Interaction has already been acknowledged.")
-        body = await _json(request) or {}
+            return error(400, 40060, "Interaction has already been acknowledged.")
+        body = await read_json(request) or {}
         kind = int(body.get("type", 0))
         data = body.get("data") or {}
         ephemeral = bool(int(data.get("flags", 0)) & EPHEMERAL)
         interaction.callback_type = kind
         resource: JSON = {"type": kind}
         if kind == 4:
-            invalid = self._validate_content(data)
+            invalid = invalid_content(data)
             if invalid is not None:
                 interaction.callback_type = None
                 return invalid
@@ -855,7 +703,7 @@ class FakeDiscord:
         elif kind == 8:
             interaction.choices = list(data.get("choices", []))
         else:
-            return _error(400, 50035, "Invalid Form Body")
+            return error(400, 50035, "Invalid Form Body")
         response: JSON = {"interaction": {
             "id": interaction.id, "type": interaction.payload["type"],
             "response_message_id": interaction.original.id if interaction.original else None,
@@ -864,14 +712,14 @@ class FakeDiscord:
         }}
         if kind in (4, 5):
             response["resource"] = resource
-        return _json_response(response)
+        return json_response(response)
 
     def _webhook_target(self, request: web.Request) -> FakeInteraction | web.Response:
         interaction = self._interaction(request.match_info["token"])
         if interaction is None or request.match_info["app"] != self.application_id:
-            return _error(404, 10015, "Unknown Webhook")
+            return error(404, 10015, "Unknown Webhook")
         if interaction.callback_type is None:
-            return _error(400, 40060, "Unknown Webhook: the interaction was not answered")
+            return error(400, 40060, "Unknown Webhook: the interaction was not answered")
         return interaction
 
     def _webhook_message(self, interaction: FakeInteraction, message_id: str
@@ -886,8 +734,8 @@ class FakeDiscord:
         target = self._webhook_target(request)
         if isinstance(target, web.Response):
             return target
-        body = await _json(request) or {}
-        invalid = self._validate_content(body)
+        body = await read_json(request) or {}
+        invalid = invalid_content(body)
         if invalid is not None:
             return invalid
         original = target.original
@@ -895,11 +743,11 @@ class FakeDiscord:
             # Discord: the first follow-up after a defer replaces the "thinking" message
             # and keeps the defer's visibility, whatever flags it asks for.
             self._edit(original, body)
-            return _json_response(self._message_json(original))
+            return json_response(self._message_json(original))
         ephemeral = bool(int(body.get("flags", 0)) & EPHEMERAL)
         message = self._interaction_message(target, body, ephemeral)
         target.followups.append(message)
-        return _json_response(self._message_json(message))
+        return json_response(self._message_json(message))
 
     async def _get_webhook_message(self, request: web.Request) -> web.Response:
         target = self._webhook_target(request)
@@ -907,8 +755,8 @@ class FakeDiscord:
             return target
         message = self._webhook_message(target, request.match_info["message"])
         if message is None:
-            return _error(404, 10008, "Unknown Message")
-        return _json_response(self._message_json(message))
+            return error(404, 10008, "Unknown Message")
+        return json_response(self._message_json(message))
 
     async def _patch_webhook_message(self, request: web.Request) -> web.Response:
         target = self._webhook_target(request)
@@ -916,12 +764,12 @@ class FakeDiscord:
             return target
         message = self._webhook_message(target, request.match_info["message"])
         if message is None:
-            return _error(404, 10008, "Unknown Message")
-        invalid = self._validate_content(await _json(request))
+            return error(404, 10008, "Unknown Message")
+        invalid = invalid_content(await read_json(request))
         if invalid is not None:
             return invalid
-        self._edit(message, await _json(request))
-        return _json_response(self._message_json(message))
+        self._edit(message, await read_json(request))
+        return json_response(self._message_json(message))
 
     async def _delete_webhook_message(self, request: web.Request) -> web.Response:
         target = self._webhook_target(request)
@@ -929,6 +777,6 @@ class FakeDiscord:
             return target
         message = self._webhook_message(target, request.match_info["message"])
         if message is None:
-            return _error(404, 10008, "Unknown Message")
+            return error(404, 10008, "Unknown Message")
         message.deleted = True
         return web.Response(status=204)
