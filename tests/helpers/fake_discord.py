@@ -33,6 +33,7 @@ from tests.helpers.fake_discord_wire import (
     LOADING,
     MANAGE_CHANNELS,
     MANAGE_GUILD,
+    MESSAGE_CONTENT_INTENT,
     ROLE_MENTION,
     USER_MENTION,
     FakeGuild,
@@ -101,6 +102,8 @@ class FakeDiscord:
         self._buckets: dict[str, RateBucket] = {}
         self._injected: dict[str, list[tuple[int, float]]] = {}
         self.forbidden: set[str] = set()
+        self.message_content = True
+        """Whether the Message Content intent is switched on in the developer portal."""
         self._sockets: list[web.WebSocketResponse] = []
         self._seq = 0
         self._changed = asyncio.Condition()
@@ -436,6 +439,9 @@ class FakeDiscord:
     async def _identify(self, ws: web.WebSocketResponse, data: JSON) -> None:
         if data.get("token") != self.token:
             await ws.close(code=4004, message=b"Authentication failed.")
+            return
+        if int(data.get("intents", 0)) & MESSAGE_CONTENT_INTENT and not self.message_content:
+            await ws.close(code=4014, message=b"Disallowed intent(s).")
             return
         shard = data.get("shard") or [0, 1]
         self._sockets.append(ws)

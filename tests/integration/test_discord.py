@@ -478,6 +478,21 @@ async def test_a_rejected_token_is_a_config_error(tmp_path: Path, fake: FakeDisc
         await adapter.start(sink)
 
 
+async def test_a_missing_message_content_intent_is_a_config_error(
+    tmp_path: Path, fake: FakeDiscord
+) -> None:
+    fake.message_content = False
+    settings = make_settings(tmp_path, discord_token=fake.token, discord_api_url=fake.api_url,
+                             discord_gateway_url=fake.gateway_url)
+    adapter = DiscordAdapter(settings, guild_ready_timeout=0.01)
+
+    async def sink(_message: object) -> None:
+        raise AssertionError("no message expected")
+
+    with pytest.raises(ConfigError, match="Message Content Intent"):
+        await adapter.start(sink)
+
+
 async def test_a_sharded_client_connects_through_the_bot_gateway(
     tmp_path: Path, fake: FakeDiscord, world: World
 ) -> None:
