@@ -49,6 +49,21 @@ Deliver = Callable[[EventKind, str], None]
 _DEFAULT_SEED = 0xFFFFFFFF  # LLAMA_DEFAULT_SEED: llama.cpp picks a random seed
 
 
+@dataclass
+class EngineStats:
+    """Counters for tests and benchmarks (written by the worker only)."""
+
+    steps: int = 0
+    peak_batch: int = 0
+    """The most sequences that generated in one decode call."""
+    prompt_tokens: int = 0
+    """Prompt tokens evaluated."""
+    reused_tokens: int = 0
+    """Prompt tokens whose resident KV was kept instead."""
+    evictions: int = 0
+    failures: int = 0
+
+
 @dataclass(eq=False)
 class EngineJob:
     """One generation as the worker sees it."""
@@ -121,8 +136,7 @@ class BatchEngine:
         self._thread: threading.Thread | None = None
         self._serial = itertools.count(1)
         self._banned: dict[tuple[str, ...], BannedWords] = {}
-        self.steps = 0
-        """Decode steps taken (for tests and benchmarks)."""
+        self.stats = EngineStats()
 
     # -- any thread -------------------------------------------------------------------
 
@@ -252,7 +266,9 @@ class BatchEngine:
             self._waiting.popleft()
             assert self._ctx is not None
             if lease.evicted is not None:
+                self.stats.evictions += 1
                 log.debug("evicted %s from sequence %d", lease.evicted, lease.slot.seq_id)
+            self.stats.reused_tokens += lease.keep
             self._ctx.forget(lease.slot.seq_id, lease.keep)
             job.slot = lease.slot
             job.evaluated = lease.keep
@@ -322,9 +338,10 @@ class BatchEngine:
             self._finish(job)
 
     def _step(self) -> None:
-        self.steps += 1
+        self.stats.steps += 1
         feeding = [job for job in self._active if job.pending is not None]
         if feeding:
+            self.stats.peak_batch = max(self.stats.peak_batch, len(feeding))
             self._decode_generating(feeding)
         prefilling = [job for job in self._active if job.prefilling and not job.cancelled]
         if prefilling:
@@ -375,6 +392,7 @@ class BatchEngine:
         except DecodeError as error:
             self._fail(job, f"The model failed while reading the prompt ({error}).", forget=True)
             return
+        self.stats.prompt_tokens += size
         job.slot.tokens.extend(chunk)
         job.slot.exact = len(job.slot.tokens)
         job.evaluated += size
@@ -420,6 +438,7 @@ class BatchEngine:
         job.deliver("done", "")
 
     def _fail(self, job: EngineJob, message: str, *, forget: bool = False) -> None:
+        self.stats.failures += 1
         self._end(job)
         if job.slot is not None:
             if forget:
