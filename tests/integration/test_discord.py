@@ -452,7 +452,7 @@ async def test_no_permission_to_post_is_logged_once_without_the_token(
 async def test_a_reply_deleted_while_streaming_is_posted_again(
     tmp_path: Path, fake: FakeDiscord, world: World
 ) -> None:
-    reply = " ".join(f"Part{n}." for n in range(40))
+    reply = " ".join(f"Part{n}." for n in range(25))
     backend = PacedBackend(reply, delay=SCALE / 5)
     async with running(tmp_path, fake, backend, edit_interval=SCALE) as (app, _):
         asked = await fake.say(world.member, world.general, f"{mention(fake)} go")
