@@ -283,6 +283,8 @@ class FakeTelegram:
         self._message_ids: dict[int, itertools.count[int]] = {}
         self._updates: list[JSON] = []
         self._update_ids = itertools.count(1)
+        self.last_update_id = 0
+        """The id of the latest update users produced."""
         self._allowed: list[str] = []
         self._injected: list[tuple[str, ApiError, int | None]] = []
         self._posts: dict[int, deque[float]] = {}
@@ -483,6 +485,7 @@ class FakeTelegram:
 
     def _push(self, body: JSON) -> JSON:
         update = {"update_id": next(self._update_ids), **body}
+        self.last_update_id = update["update_id"]
         if self.webhook is None:  # with a webhook set, the test delivers it
             self._updates.append(update)
             self._bump()

@@ -64,7 +64,7 @@ class Bots:
 
     async def settle(self) -> None:
         """Wait until every update posted so far is handled and its replies are shown."""
-        last = max((u["update_id"] for u in self.fake._updates), default=0)
+        last = self.fake.last_update_id
         deadline = time.monotonic() + 10
         while self.adapter.last_update_id < last:
             assert time.monotonic() < deadline, "the bot did not receive the update"
