@@ -46,6 +46,7 @@ from telegram.ext import (
     ExtBot,
     JobQueue,
     MessageHandler,
+    TypeHandler,
     filters,
 )
 
@@ -53,6 +54,7 @@ from adapters.telegram_admins import AdminCache
 from adapters.telegram_convert import (
     Target,
     command_for_other_bot,
+    normalise_command,
     sender_of,
     strip_mentions,
     to_incoming,
@@ -202,6 +204,7 @@ class TelegramAdapter:
         application.add_handler(
             ChatMemberHandler(self._on_membership, ChatMemberHandler.MY_CHAT_MEMBER)
         )
+        application.add_handler(TypeHandler(Update, self._on_any), group=1)
         application.add_error_handler(self._on_error)
         self._application = application
         self._sink = sink
@@ -347,12 +350,17 @@ class TelegramAdapter:
         if command_for_other_bot(message.text, me):
             return None
         text, mentioned = strip_mentions(message, me)
+        text = normalise_command(text)
         moderator = False
         if parse_command(text) is not None:
             # Only commands need to know who moderates; other messages cost no lookup.
             assert self._admins is not None
             moderator = await self._admins.moderates(message)
         return to_incoming(message, me, text, mentions_bot=mentioned, moderator=moderator)
+
+    async def _on_any(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        # Runs after the other handlers, for every update, ignored ones included.
+        self.last_update_id = max(self.last_update_id, update.update_id)
 
     async def _on_membership(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         change: ChatMemberUpdated | None = update.my_chat_member

@@ -102,6 +102,14 @@ def command_for_other_bot(text: str, me: User) -> bool:
     return bool(at) and (me.username or "").lower() != target.lower()
 
 
+def normalise_command(text: str) -> str:
+    """``/start`` (what Telegram sends when someone opens the bot) answered as ``/help``."""
+    words = text.split(maxsplit=1)
+    if words and words[0].split("@", 1)[0].lower() == "/start":
+        return "/help"
+    return text
+
+
 def replies_to(message: Message, me: User) -> bool:
     """Whether ``message`` answers one of the bot's messages."""
     replied = message.reply_to_message

@@ -171,8 +171,9 @@ async def test_commands_are_registered_for_the_menu(tmp_path: Path) -> None:
     async with running(tmp_path) as bots:
         names = [command["command"] for command in bots.fake.commands]
         assert names == ["profile", "forget", "answer", "help"]
-        await bots.say(bots.bob["id"], bots.bob, "/help")
+        await bots.say(bots.bob["id"], bots.bob, "/start")  # what "Start" in Telegram sends
         assert "/profile show" in bots.replies(bots.bob["id"])[0]
+        assert bots.backend.requests == []
 
 
 # -- groups: when cabot answers ---------------------------------------------------------
@@ -538,11 +539,15 @@ async def test_webhook_mode_receives_signed_updates(tmp_path: Path) -> None:
         assert await bots.binding(group_scope()) == {}
         assert bots.fake.calls_to("getUpdates") == []
 
+        secret = webhook["secret_token"]
         webhook["secret_token"] = "forged"
         forged = bots.fake.post(GROUP, bots.carol, "/profile use kids")
         assert await bots.fake.deliver_webhook(forged) == 403
+        webhook["secret_token"] = secret
+        assert await bots.fake.deliver_webhook(bots.fake.post(GROUP, bots.bob, "/help")) == 200
         await bots.settle()
         assert await bots.binding(group_scope()) == {}
+        assert len(bots.replies(GROUP)) == 2
 
 
 # -- the real engine -------------------------------------------------------------------------------
