@@ -418,6 +418,34 @@ async def test_a_429_is_waited_out_and_the_reply_delivered(tmp_path: Path) -> No
         assert sends[1].at - sends[0].at >= 7
 
 
+async def test_a_429_on_an_edit_delays_it_and_the_final_text_arrives(tmp_path: Path) -> None:
+    clock = FakeClock()
+    reply = "First part of the answer. Second part of the answer. The end."
+    backend = SlowBackend(reply, pause=0.005, piece_chars=6)
+    async with running(tmp_path, backend, clock=clock, telegram_edit_interval=0.0) as bots:
+        bots.fake.flood_next("editMessageText", retry_after=4)
+        await bots.say(bots.bob["id"], bots.bob, "answer in parts")
+        assert bots.replies(bots.bob["id"]) == [reply]
+        edits = bots.fake.calls_to("editMessageText")
+        assert edits[0].error_code == 429
+        assert edits[1].ok and edits[1].at - edits[0].at >= 4
+
+
+async def test_message_not_modified_is_ignored(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The closing fence changes the markdown but not what Telegram shows.
+    reply = "Look:\n```\nx = 1\n```"
+    backend = SlowBackend(reply, pause=0.005, piece_chars=1)
+    async with running(tmp_path, backend, clock=FakeClock(), telegram_edit_interval=0.0) as bots:
+        await bots.say(bots.bob["id"], bots.bob, "show code")
+        assert bots.replies(bots.bob["id"]) == ["Look:\nx = 1"]
+        refused = [c.description or "" for c in bots.fake.calls_to("editMessageText")
+                   if c.error_code == 400]
+        assert refused and all("not modified" in reason for reason in refused)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
 async def test_a_flood_wait_too_long_drops_the_reply_and_the_bot_keeps_running(
     tmp_path: Path,
 ) -> None:
@@ -573,3 +601,17 @@ async def test_the_real_model_streams_a_reply_in_a_private_chat(
         history = await bots.app.store.history(Scope(
             platform="telegram", community=str(bots.bob["id"]), channel=str(bots.bob["id"])), 10)
         assert [role for role, _ in history] == ["user", "assistant"]
+
+
+async def test_a_waiting_question_gets_a_queue_notice_then_its_answer(tmp_path: Path) -> None:
+    backend = FakeBackend("Answer.", gated=True)
+    async with running(tmp_path, backend) as bots:
+        bots.fake.post(bots.alice["id"], bots.alice, "first question")
+        await bots.fake.wait_for(lambda: len(backend.requests) == 1)
+        bots.fake.post(GROUP, bots.bob, "@cabot_test_bot second question")
+        await bots.fake.wait_for(lambda: bool(bots.replies(GROUP)))
+        assert bots.replies(GROUP) == ["⏳ Queued: 1 request ahead of yours."]
+        backend.release(2)
+        await bots.settle()
+        assert bots.replies(GROUP) == ["⏳ Queued: 1 request ahead of yours.", "Answer."]
+        assert bots.replies(bots.alice["id"]) == ["Answer."]
