@@ -587,7 +587,8 @@ async def test_the_real_model_streams_a_reply_in_a_private_chat(
 ) -> None:
     from bot.backends.llama import LlamaBackend
 
-    engine = LlamaBackend(model_path, n_ctx=1024, n_threads=2, cache_bytes=0)
+    # One thread: on a shared 2-core machine two spinning llama.cpp threads can crawl.
+    engine = LlamaBackend(model_path, n_ctx=1024, n_threads=1, cache_bytes=0)
     async with running(tmp_path, real_backend=engine, n_ctx=1024, reply_tokens=48,
                        telegram_edit_interval=0.2) as bots:
         await bots.say(bots.bob["id"], bots.bob, "What is the capital of France?")
