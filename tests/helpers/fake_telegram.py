@@ -18,6 +18,7 @@ import asyncio
 import itertools
 import json
 import math
+import os
 import re
 import time
 from collections import deque
@@ -301,6 +302,11 @@ class FakeTelegram:
         return f"http://127.0.0.1:{self.port}/bot"
 
     async def start(self) -> None:
+        # python-telegram-bot's httpx honours proxy variables; loopback must bypass them.
+        for name in ("NO_PROXY", "no_proxy"):
+            hosts = os.environ.get(name, "")
+            if "127.0.0.1" not in hosts:
+                os.environ[name] = ",".join(h for h in (hosts, "127.0.0.1", "localhost") if h)
         app = web.Application()
         app.router.add_post("/bot{token}/{method}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
