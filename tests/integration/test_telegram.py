@@ -616,3 +616,41 @@ async def test_a_waiting_question_gets_a_queue_notice_then_its_answer(tmp_path: 
         await bots.settle()
         assert bots.replies(GROUP) == ["⏳ Queued: 1 request ahead of yours.", "Answer."]
         assert bots.replies(bots.alice["id"]) == ["Answer."]
+
+
+# -- the pieces on their own ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("markdown", [
+    "**open bold and `open code",
+    "a < b && c > d; <script>alert(1)</script> &amp; &nbsp;",
+    "```\nunclosed fence with <tags>",
+    "```\n```",
+    "`` empty ``  **  ** __x__ ~~y~~ [z](http://q) ||s||",
+    "```c++\nint main() { return 0 < 1; }\n```\n**done**",
+])
+def test_rendered_html_always_parses_and_is_never_longer(markdown: str) -> None:
+    from adapters.telegram_render import to_html
+
+    rendered = to_html(markdown)
+    if rendered.strip():
+        visible, _ = parse_html(rendered)
+        assert len(visible) <= len(markdown)
+
+
+def test_group_budget_bursts_then_paces_within_20_a_minute() -> None:
+    from adapters.telegram_limits import ChatBudget, FloodLimits
+
+    clock = FakeClock()
+    budget = ChatBudget(FloodLimits(edit_interval=1.0, group_per_minute=20), clock)
+    budget.spend(GROUP, edit=False)
+    edits = []
+    while clock.now < 1000 + 600:  # ten minutes of a stream asking for an edit every 0.1 s
+        if budget.edit_delay(GROUP, is_group=True) == 0:
+            budget.spend(GROUP, edit=True)
+            edits.append(clock.now)
+        clock.advance(0.1)
+    assert edits[4] - edits[0] < 5  # a short reply streams at once a second
+    for index, start in enumerate(edits):
+        assert len([t for t in edits[index:] if t < start + 60]) <= 16  # 4 left for sends
+    assert budget.send_delay(GROUP, is_group=True) == 0
