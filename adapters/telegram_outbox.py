@@ -238,7 +238,10 @@ class Outbox:
         is_group = bool(sent.extras.get("is_group"))
         bot = self._bot_for(chat_id)
         message_id = self._moved.get((chat_id, int(sent.message_id)), int(sent.message_id))
-        if self._pending.get(chat_id) or self._budget.edit_delay(chat_id, is_group) > 0:
+        # While held edits of this chat are being delivered, a direct edit could overtake
+        # an older text of the same message: hold it too, so texts arrive in order.
+        if (chat_id in self._flushers or self._pending.get(chat_id)
+                or self._budget.edit_delay(chat_id, is_group) > 0):
             self._hold(chat_id, message_id, _PendingEdit(sent, text), is_group)
             return
         self._budget.spend(chat_id, edit=True)
