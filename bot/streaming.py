@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 
 from bot.adapter import Adapter
-from bot.errors import AdapterError, MessageGoneError, PlatformRateLimitError
+from bot.errors import MessageGoneError, PlatformRateLimitError
 from bot.messages import IncomingMessage, OutgoingMessage, SentMessage
 from bot.splitting import split_message
 
@@ -85,9 +85,4 @@ class ReplyStreamer:
                 OutgoingMessage(in_reply_to=self._incoming, text=chunk)
             )
             self.sends += 1
-        except PlatformRateLimitError:
-            raise
-        except AdapterError as error:
-            log.warning("could not edit a reply: %s", error)
-            raise
         self._shown[index] = chunk
