@@ -1,0 +1,105 @@
+"""Row 4: one channel floods the bot, then another asks once. How long does it wait?
+
+Both schedulers run the same jobs on the same batched engine: cabot's ``InferenceQueue``
+(round-robin across channels) and a plain first-in first-out queue with the same number
+of jobs running at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from bench.common import BenchConfig, RecordingBackend, Row, median
+from bench.streams import batched
+from bot.backends.base import ChatMessage, GenerationRequest
+from bot.queue import InferenceQueue, JobEvent
+
+FLOOD = 20
+PARALLEL = 4
+
+
+def request(text: str, channel: str) -> GenerationRequest:
+    return GenerationRequest(
+        messages=(ChatMessage("system", "You are a helpful assistant."),
+                  ChatMessage("user", text)),
+        temperature=0.0, max_tokens=24, session=channel,
+    )
+
+
+FLOODED = [request(f"Say something about the number {i}.", "flood") for i in range(FLOOD)]
+LATE = request("Say something about the moon.", "late")
+
+
+async def round_robin(backend: RecordingBackend) -> float:
+    """Seconds the late channel's job waits to start under cabot's queue."""
+    queue = InferenceQueue(backend, max_pending=1024, max_per_channel=1024,
+                           user_rate=1_000_000)
+    await queue.start()
+    try:
+        jobs = [queue.submit(r, "flood", "flooder") for r in FLOODED]
+        await asyncio.sleep(0)  # the flood is already running when the late one arrives
+        submitted = time.perf_counter()
+        late = queue.submit(LATE, "late", "someone")
+        waits = [drain(job.events()) for job in [*jobs, late]]
+        await asyncio.gather(*waits)
+    finally:
+        await queue.stop()
+    return started_at(backend, LATE) - submitted
+
+
+async def fifo(backend: RecordingBackend) -> float:
+    """Seconds the late channel's job waits to start in a plain FIFO queue."""
+    slots = asyncio.Semaphore(PARALLEL)  # asyncio's semaphore serves waiters in order
+
+    async def run(r: GenerationRequest) -> None:
+        async with slots:
+            async for _ in backend.generate(r):
+                pass
+
+    tasks = [asyncio.create_task(run(r)) for r in FLOODED]
+    await asyncio.sleep(0)
+    submitted = time.perf_counter()
+    tasks.append(asyncio.create_task(run(LATE)))
+    await asyncio.gather(*tasks)
+    return started_at(backend, LATE) - submitted
+
+
+async def drain(events: AsyncIterator[JobEvent]) -> None:
+    async for _ in events:
+        pass
+
+
+def started_at(backend: RecordingBackend, wanted: GenerationRequest) -> float:
+    return next(start for r, start, _ in reversed(backend.spans) if r is wanted)
+
+
+def job_length(backend: RecordingBackend) -> float:
+    """The median time a flood job took from start to end."""
+    return median([end - start for r, start, end in backend.spans if r.session == "flood"])
+
+
+async def fairness(config: BenchConfig) -> Row:
+    backend = RecordingBackend(batched(config, parallel=PARALLEL, n_ctx=512, resident=PARALLEL))
+    await backend.start()
+    ours: list[float] = []
+    plain: list[float] = []
+    lengths: list[float] = []
+    try:
+        schedulers: tuple[tuple[list[float], Callable[[RecordingBackend], Awaitable[float]]],
+                          ...] = ((ours, round_robin), (plain, fifo))
+        for _ in range(config.repeats):
+            for results, scheduler in schedulers:
+                backend.spans.clear()
+                results.append(await scheduler(backend))
+                lengths.append(job_length(backend))
+    finally:
+        await backend.stop()
+    wait, length = median(ours), median(lengths)
+    return Row(
+        4, f"Fairness: wait of one request after another channel's {FLOOD}",
+        "s", wait, median(plain), f"plain FIFO queue, {PARALLEL} jobs at once",
+        f"≤ one job ({length:.2f} s)", wait <= length,
+        details={"ours_runs": ours, "fifo_runs": plain, "job_length_s": length},
+    )
