@@ -34,7 +34,7 @@ class Settings(BaseSettings):
         default=256, ge=0, description="RAM cache of KV prefixes (single engine)."
     )
     engine: Literal["batched", "single"] = Field(
-        default="single",
+        default="batched",
         description="batched: channels share one model and decode together; "
         "single: one reply at a time.",
     )
