@@ -37,13 +37,14 @@ async def round_robin(backend: RecordingBackend) -> float:
     queue = InferenceQueue(backend, max_pending=1024, max_per_channel=1024,
                            user_rate=1_000_000)
     await queue.start()
+    flowing = asyncio.Event()
     try:
         jobs = [queue.submit(r, "flood", "flooder") for r in FLOODED]
-        await asyncio.sleep(0)  # the flood is already running when the late one arrives
+        draining = [asyncio.create_task(drain(job.events(), flowing)) for job in jobs]
+        await flowing.wait()  # the flood is generating when the late request arrives
         submitted = time.perf_counter()
         late = queue.submit(LATE, "late", "someone")
-        waits = [drain(job.events()) for job in [*jobs, late]]
-        await asyncio.gather(*waits)
+        await asyncio.gather(*draining, drain(late.events(), asyncio.Event()))
     finally:
         await queue.stop()
     return started_at(backend, LATE) - submitted
@@ -52,23 +53,25 @@ async def round_robin(backend: RecordingBackend) -> float:
 async def fifo(backend: RecordingBackend) -> float:
     """Seconds the late channel's job waits to start in a plain FIFO queue."""
     slots = asyncio.Semaphore(PARALLEL)  # asyncio's semaphore serves waiters in order
+    flowing = asyncio.Event()
 
     async def run(r: GenerationRequest) -> None:
         async with slots:
             async for _ in backend.generate(r):
-                pass
+                flowing.set()
 
     tasks = [asyncio.create_task(run(r)) for r in FLOODED]
-    await asyncio.sleep(0)
+    await flowing.wait()
     submitted = time.perf_counter()
     tasks.append(asyncio.create_task(run(LATE)))
     await asyncio.gather(*tasks)
     return started_at(backend, LATE) - submitted
 
 
-async def drain(events: AsyncIterator[JobEvent]) -> None:
-    async for _ in events:
-        pass
+async def drain(events: AsyncIterator[JobEvent], flowing: asyncio.Event) -> None:
+    async for event in events:
+        if event.kind == "text":
+            flowing.set()
 
 
 def started_at(backend: RecordingBackend, wanted: GenerationRequest) -> float:
@@ -76,8 +79,13 @@ def started_at(backend: RecordingBackend, wanted: GenerationRequest) -> float:
 
 
 def job_length(backend: RecordingBackend) -> float:
-    """The median time a flood job took from start to end."""
-    return median([end - start for r, start, end in backend.spans if r.session == "flood"])
+    """How long the first flood jobs took, start to end (median).
+
+    These are the jobs running when the late request arrives; the first of them to end
+    frees the sequence it gets.
+    """
+    first = sorted((start, end) for r, start, end in backend.spans if r.session == "flood")
+    return median([end - start for start, end in first[:PARALLEL]])
 
 
 async def fairness(config: BenchConfig) -> Row:

@@ -24,7 +24,18 @@ QUESTION = "What is the capital of France?"
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident set size in MiB (Linux reports KiB)."""
+    """This process's peak resident set size in MiB.
+
+    ``VmHWM`` starts afresh with each program, whereas ``ru_maxrss`` survives ``exec`` and
+    would report the parent's peak for a child of a big process.
+    """
+    try:
+        with open("/proc/self/status", encoding="utf-8") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

@@ -12,11 +12,24 @@ from __future__ import annotations
 import asyncio
 import io
 import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import aiosqlite
 
 from adapters.console import ConsoleAdapter
-from bench.common import BenchConfig, NoopBackend, Row, bench_app
+from bench.common import (
+    BenchConfig,
+    NoopBackend,
+    Row,
+    bench_app,
+    bench_library,
+    bench_settings,
+    median,
+)
 from bot.app import App
 from bot.messages import IncomingMessage, Scope
+from bot.store import Store
 
 MESSAGES = 3000
 CHANNELS = 30
@@ -38,23 +51,81 @@ async def talk(app: App, console: ConsoleAdapter, channel: int, repeat: int) -> 
         await app.router.handle(console, message(channel, index, repeat))
 
 
-async def routing(config: BenchConfig) -> Row:
-    app = bench_app(config, "routing", NoopBackend(), max_tokens=64)
+async def store_round_trip(path: Path) -> float:
+    """Seconds one trivial query takes through aiosqlite (a round trip to its thread)."""
+    async with aiosqlite.connect(path) as db:
+        start = time.perf_counter()
+        for _ in range(1000):
+            await db.execute("SELECT 1")
+        return (time.perf_counter() - start) / 1000
+
+
+class MemoryHistoryStore(Store):
+    """The real store, except that conversation memory stays in a dict.
+
+    Only for the measurement that separates the router's own cost from SQLite's.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self._memory: dict[str, list[tuple[str, str]]] = {}
+
+    async def append_exchange(
+        self, scope: Scope, entries: Sequence[tuple[str, str]], keep: int
+    ) -> None:
+        kept = self._memory.setdefault(scope.key(), [])
+        kept.extend(entries)
+        del kept[: max(0, len(kept) - keep)]
+
+    async def history(self, scope: Scope, limit: int) -> list[tuple[str, str]]:
+        return self._memory.get(scope.key(), [])[-limit:] if limit else []
+
+
+async def measure(
+    app: App, repeats: int, trace: Callable[[str], None] | None = None
+) -> list[float]:
+    """Messages per second in each of ``repeats`` rounds (after one warm-up round).
+
+    ``trace`` sees every SQL statement the store runs.
+    """
     console = ConsoleAdapter(io.StringIO())
     await app.start([console])
+    if trace is not None:
+        await app.store.db.set_trace_callback(trace)
     rates: list[float] = []
     try:
-        for repeat in range(config.repeats + 1):  # the first round warms the caches
+        for repeat in range(repeats + 1):
             start = time.perf_counter()
             await asyncio.gather(*(talk(app, console, c, repeat) for c in range(CHANNELS)))
             if repeat:
                 rates.append(MESSAGES / (time.perf_counter() - start))
     finally:
         await app.stop()
-    rates.sort()
-    rate = rates[len(rates) // 2]
+    return rates
+
+
+async def routing(config: BenchConfig) -> Row:
+    app = bench_app(config, "routing", NoopBackend(), max_tokens=64)
+    statements = 0
+
+    def count(_sql: str) -> None:
+        nonlocal statements
+        statements += 1
+
+    rates = await measure(app, config.repeats, count)
+    round_trip = await store_round_trip(config.workdir / "round-trip.db")
+    # The same run with conversation memory in a dict: the router's cost without SQLite.
+    settings = bench_settings(config, "routing-memory")
+    without_sqlite = await measure(App(
+        settings, backend=NoopBackend(), store=MemoryHistoryStore(settings.db),
+        library=bench_library(config.workdir, 64),
+    ), config.repeats)
+    result = median(rates)
     return Row(
         6, "Routing: messages/s through router, profiles and store (no-op model)",
-        "msg/s", rate, TARGET, "target", f"≥ {TARGET:.0f}/s", rate >= TARGET,
-        details={"runs": rates, "messages": MESSAGES, "channels": CHANNELS},
+        "msg/s", result, TARGET, "target", f"≥ {TARGET:.0f}/s", result >= TARGET,
+        details={"runs": rates, "messages": MESSAGES, "channels": CHANNELS,
+                 "sql_statements_per_message": statements / ((config.repeats + 1) * MESSAGES),
+                 "aiosqlite_round_trip_us": round_trip * 1e6,
+                 "without_sqlite_history_msg_s": median(without_sqlite)},
     )

@@ -19,7 +19,9 @@ from bench.report import markdown_table, text_table, write_json
 log = logging.getLogger(__name__)
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ROWS = ("stream", "aggregate", "returning", "fairness", "memory", "routing")
+# Memory runs first: its probes are fresh processes, but the parent's own size stays
+# smallest before any engine has been loaded in it.
+ROWS = ("memory", "stream", "aggregate", "returning", "fairness", "routing")
 
 
 def runners() -> dict[str, Callable[[BenchConfig], Awaitable[Row | list[Row]]]]:
@@ -42,7 +44,7 @@ async def run(config: BenchConfig, only: list[str]) -> list[Row]:
         rows.extend(result if isinstance(result, list) else [result])
         print(f"  {name}: {time.perf_counter() - started:.1f} s (load {os.getloadavg()[0]:.2f})",
               file=sys.stderr, flush=True)
-    return rows
+    return sorted(rows, key=lambda row: row.number)
 
 
 def main(argv: list[str] | None = None) -> int:
