@@ -161,7 +161,7 @@ class BatchEngine:
     def submit(self, job: EngineJob) -> None:
         """Queue ``job``; it joins the running batch at the next step."""
         with self._cond:
-            if self._stopping or self._thread is None:
+            if self._stopping or self._thread is None or not self._thread.is_alive():
                 raise InferenceError("The model is not loaded; start the backend first.")
             self._inbox.append(job)
             self._cond.notify()
@@ -224,7 +224,13 @@ class BatchEngine:
             except Exception:  # a bug here must not leave jobs hanging forever
                 log.exception("batched engine step failed")
                 for job in list(self._active):
-                    self._fail(job, "The model failed while generating; try again.", forget=True)
+                    try:
+                        self._fail(job, "The model failed while generating; try again.",
+                                   forget=True)
+                    except Exception:
+                        log.exception("could not clean up after a failed step")
+                        self._active.remove(job)
+                        job.deliver("error", "The model failed while generating; try again.")
 
     def _any_cancelled_waiting(self) -> bool:
         return any(job.cancelled for job in self._waiting)
@@ -252,11 +258,13 @@ class BatchEngine:
                     self._prepare(job)
                 except InferenceError as error:
                     self._waiting.popleft()
+                    self.stats.failures += 1
                     job.deliver("error", str(error))
                     continue
                 except Exception as error:
                     log.exception("preparing a generation failed")
                     self._waiting.popleft()
+                    self.stats.failures += 1
                     job.deliver("error", f"The model could not start this reply "
                                          f"({type(error).__name__}); try again.")
                     continue
@@ -275,9 +283,13 @@ class BatchEngine:
             job.serial = next(self._serial)
             try:
                 job.sampler = self._sampler_for(job)
-            except InferenceError as error:
+            except Exception as error:
+                if not isinstance(error, InferenceError):
+                    log.exception("building a sampler failed")
                 self.table.release(lease.slot)
-                job.deliver("error", str(error))
+                self.stats.failures += 1
+                job.deliver("error", str(error) if isinstance(error, InferenceError) else
+                            f"The model could not start this reply ({type(error).__name__}).")
                 continue
             self._active.append(job)
 
