@@ -19,7 +19,7 @@ from typing import Literal
 
 from bench.common import BenchConfig, Row
 
-PROBES = ("bot-batched", "bot-single", "bare")
+PROBES = ("bot-batched", "bot-batched-resident-4", "bot-single", "bare")
 QUESTION = "What is the capital of France?"
 
 
@@ -39,7 +39,9 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-async def probe_bot(model: Path, threads: int, engine: Literal["batched", "single"]) -> None:
+async def probe_bot(
+    model: Path, threads: int, engine: Literal["batched", "single"], resident: int = 8
+) -> None:
     from adapters.console import ConsoleAdapter
     from bot.app import App
     from bot.settings import Settings
@@ -47,7 +49,7 @@ async def probe_bot(model: Path, threads: int, engine: Literal["batched", "singl
     with tempfile.TemporaryDirectory() as workdir:
         settings = Settings(  # type: ignore[call-arg]
             _env_file=None, model=model, db=Path(workdir) / "cabot.db", engine=engine,
-            n_threads=threads,
+            n_threads=threads, resident_channels=resident,
         )
         app = App(settings)
         console = ConsoleAdapter(io.StringIO(), settle=app.router.drain)
@@ -74,8 +76,12 @@ def main(argv: list[str]) -> None:
     probe, model, threads = argv[0], Path(argv[1]), int(argv[2])
     if probe == "bare":
         probe_bare(model, threads)
+    elif probe == "bot-single":
+        asyncio.run(probe_bot(model, threads, "single"))
+    elif probe == "bot-batched-resident-4":
+        asyncio.run(probe_bot(model, threads, "batched", resident=4))
     else:
-        asyncio.run(probe_bot(model, threads, "single" if probe == "bot-single" else "batched"))
+        asyncio.run(probe_bot(model, threads, "batched"))
     print(json.dumps({"probe": probe, "peak_rss_mb": peak_rss_mb()}))
 
 
@@ -95,7 +101,10 @@ async def memory(config: BenchConfig) -> Row:
         5, "Peak RSS: bot process (batched engine, defaults) with the model loaded",
         "MiB", ours, bare, "bare llama-cpp-python process, n_ctx 2048",
         "(reported)", None,
-        details={"bot_single_engine_mib": peaks["bot-single"]},
+        details={"bot_single_engine_mib": peaks["bot-single"],
+                 "bot_batched_4_resident_channels_mib": peaks["bot-batched-resident-4"],
+                 "per_resident_channel_mib":
+                     (ours - peaks["bot-batched-resident-4"]) / (8 - 4)},
     )
 
 
