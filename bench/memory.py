@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from bench.common import BenchConfig, Row
 
@@ -40,17 +40,18 @@ def peak_rss_mb() -> float:
 
 
 async def probe_bot(
-    model: Path, threads: int, engine: Literal["batched", "single"], resident: int = 8
+    model: Path, threads: int, engine: Literal["batched", "single"], resident: int | None = None
 ) -> None:
     from adapters.console import ConsoleAdapter
     from bot.app import App
     from bot.settings import Settings
 
     with tempfile.TemporaryDirectory() as workdir:
-        settings = Settings(  # type: ignore[call-arg]
-            _env_file=None, model=model, db=Path(workdir) / "cabot.db", engine=engine,
-            n_threads=threads, resident_channels=resident,
-        )
+        values: dict[str, Any] = {"model": model, "db": Path(workdir) / "cabot.db",
+                                  "engine": engine, "n_threads": threads}
+        if resident is not None:  # otherwise the default, whatever it is
+            values["resident_channels"] = resident
+        settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
         app = App(settings)
         console = ConsoleAdapter(io.StringIO(), settle=app.router.drain)
         await app.start([console])
