@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
@@ -66,7 +67,7 @@ class LlamaBackend:
         llama = Llama(
             model_path=str(self._model_path),
             n_ctx=self._n_ctx,
-            n_threads=self._n_threads,
+            n_threads=self._n_threads or os.cpu_count() or 1,
             verbose=False,
         )
         if self._cache_bytes > 0:
