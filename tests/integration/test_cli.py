@@ -16,7 +16,8 @@ def cabot(
     *args: str, cwd: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("CABOT_")}
-    environment.update(env or {})
+    # One llama.cpp thread: several threads slow down badly when the cores are shared.
+    environment.update({"CABOT_N_THREADS": "1", **(env or {})})
     return subprocess.run(
         [sys.executable, "-m", "adapters.cli", *args],
         cwd=cwd, env={**environment, "PYTHONPATH": str(ROOT)},

@@ -56,7 +56,7 @@ async def converse(
     layers = tmp_path / "layers"
     layers.mkdir(exist_ok=True)
     (layers / "no-banana.toml").write_text(NO_BANANA)
-    backend = RecordingLlama(model_path, n_ctx=n_ctx, n_threads=2)
+    backend = RecordingLlama(model_path, n_ctx=n_ctx, n_threads=1)
     app = make_app(tmp_path, backend, layers_dir=layers, n_ctx=n_ctx, reply_tokens=64)
     output = RecordingOutput()
     console = ConsoleAdapter(output, settle=app.router.drain)
