@@ -66,7 +66,8 @@ async def start_console(
 def batched(config: BenchConfig, *, parallel: int, n_ctx: int = 2048,
             resident: int = 8) -> BatchedBackend:
     return BatchedBackend(config.model, n_ctx=n_ctx, parallel=parallel,
-                          resident=max(resident, parallel), n_threads=config.n_threads)
+                          resident=max(resident, parallel), n_threads=config.n_threads,
+                          n_threads_batch=config.n_threads)
 
 
 def single(config: BenchConfig, *, n_ctx: int = 2048, cache: bool = True) -> LlamaBackend:
@@ -86,7 +87,12 @@ class RawStream:
 
 
 def raw_stream(llama: Any, request: GenerationRequest) -> RawStream:
-    """``create_chat_completion`` streaming on ``request``'s prompt and sampling."""
+    """``create_chat_completion`` streaming on ``request``'s prompt and sampling.
+
+    The model's state is reset first, so the prompt is evaluated in full, as it is for
+    each of our fresh channels.
+    """
+    llama.reset()
     start = time.perf_counter()
     first = last = start
     tokens = 0

@@ -106,7 +106,8 @@ class BatchEngine:
         model_path: the GGUF file.
         n_ctx: each sequence's context window in tokens.
         sequences: KV sequences (channels that stay resident), at least ``parallel``.
-        n_threads: llama.cpp threads.
+        n_threads: llama.cpp threads for a step of one sequence.
+        n_threads_batch: llama.cpp threads for several sequences or a prompt chunk.
         prefill_chunk: prompt tokens evaluated per step while others are generating.
     """
 
@@ -117,12 +118,14 @@ class BatchEngine:
         n_ctx: int,
         sequences: int,
         n_threads: int,
+        n_threads_batch: int,
         prefill_chunk: int = 64,
         n_batch: int = 512,
     ) -> None:
         self._model_path = model_path
         self._n_ctx = n_ctx
         self._n_threads = n_threads
+        self._n_threads_batch = n_threads_batch
         self._prefill_chunk = prefill_chunk
         self._n_batch = max(n_batch, sequences)
         self.table = SlotTable(sequences)
@@ -190,15 +193,16 @@ class BatchEngine:
                 n_ctx_seq=self._n_ctx,
                 n_batch=self._n_batch,
                 n_threads=self._n_threads,
+                n_threads_batch=self._n_threads_batch,
             )
         except Exception as error:
             if self.model is not None:
                 self.model.close()
             ready.set_exception(error)
             return
-        log.info("loaded %s: %d sequences of %d tokens, %d threads",
+        log.info("loaded %s: %d sequences of %d tokens, %d/%d threads",
                  self._model_path.name, len(self.table.slots), self._ctx.n_ctx_seq,
-                 self._n_threads)
+                 self._n_threads, self._n_threads_batch)
         ready.set_result(None)
         try:
             self._loop()

@@ -147,6 +147,7 @@ class NativeContext:
         n_ctx_seq: int,
         n_batch: int,
         n_threads: int,
+        n_threads_batch: int,
     ) -> None:
         lc = model._lc
         self._lc = lc
@@ -156,8 +157,9 @@ class NativeContext:
         params.n_batch = n_batch
         params.n_ubatch = n_batch
         params.n_seq_max = n_seqs
+        # llama.cpp uses ``n_threads`` for a batch of one token, ``n_threads_batch`` otherwise.
         params.n_threads = n_threads
-        params.n_threads_batch = n_threads
+        params.n_threads_batch = n_threads_batch
         params.kv_unified = False
         # The single-sequence backend runs without flash attention; matching it keeps
         # replies at temperature 0 identical between the two engines.
