@@ -2,12 +2,14 @@
 
 Scheduling is round-robin between channels: the next job comes from the channel whose
 last job started longest ago (a channel never served goes first), so a channel with
-20 pending requests delays another channel's single request by at most one job.
+20 pending requests delays another channel's single request by at most one job. A channel
+runs one job at a time, so its replies are generated, and remembered, in order.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import time
@@ -126,6 +128,7 @@ class InferenceQueue:
     async def start(self) -> None:
         """Start scheduling."""
         self._scheduler = asyncio.create_task(self._schedule(), name="cabot-queue")
+        self._scheduler.add_done_callback(_report_crash)
 
     async def stop(self) -> None:
         """Cancel every job and stop scheduling."""
@@ -153,6 +156,9 @@ class InferenceQueue:
         times = self._user_times.setdefault(user, deque())
         while times and now - times[0] >= self._user_window:
             times.popleft()
+        if not times and len(self._user_times) > 10_000:
+            self._user_times = {u: t for u, t in self._user_times.items() if t}
+            times = self._user_times.setdefault(user, deque())
         if len(times) >= self._user_rate:
             wait = self._user_window - (now - times[0])
             raise RateLimitedError(
@@ -193,10 +199,23 @@ class InferenceQueue:
     def _publish_positions(self) -> None:
         """Tell each waiting job how many jobs start before it (1 = next)."""
         free = self._free_slots()
-        for index, job in enumerate(self._order()):
-            position = index - free + 1
-            if position >= 1:
-                job._emit(JobEvent("position", position=position))
+        busy = self._busy_channels()
+        ahead = 0
+        for job in self._order():
+            if free and job.channel not in busy:
+                free -= 1  # it starts now
+                busy.add(job.channel)
+                continue
+            ahead += 1
+            job._emit(JobEvent("position", position=ahead))
+
+    def _busy_channels(self) -> set[str]:
+        return {job.channel for job in self._running}
+
+    def _next_job(self) -> Job | None:
+        """The next job to start: round-robin order, one running job per channel."""
+        busy = self._busy_channels()
+        return next((job for job in self._order() if job.channel not in busy), None)
 
     def _free_slots(self) -> int:
         return max(0, self._backend.max_parallel - len(self._running))
@@ -205,17 +224,26 @@ class InferenceQueue:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._free_slots() and self.pending_count:
-                job = self._order()[0]
+            while self._free_slots() and (job := self._next_job()) is not None:
                 queue = self._pending[job.channel]
-                queue.popleft()
+                queue.remove(job)
                 if not queue:
                     del self._pending[job.channel]
                 self._last_served[job.channel] = next(self._serial)
                 job.started = True
                 self.started_order.append(job.id)
-                self._running[job] = asyncio.create_task(self._run(job), name=f"job-{job.id}")
+                task = asyncio.create_task(self._run(job), name=f"job-{job.id}")
+                self._running[job] = task
+                # A done-callback, not a finally in _run: a task cancelled before its first
+                # step never runs its body, and its slot must still be freed.
+                task.add_done_callback(functools.partial(self._finished, job))
                 self._publish_positions()
+
+    def _finished(self, job: Job, task: asyncio.Task[None]) -> None:
+        self._running.pop(job, None)
+        if not job.finished:
+            job._emit(JobEvent("error", error=JobCancelledError("The request was cancelled.")))
+        self._wake.set()
 
     async def _run(self, job: Job) -> None:
         try:
@@ -241,9 +269,6 @@ class InferenceQueue:
             job._emit(JobEvent("error", error=InferenceError(
                 f"The model failed while generating ({type(error).__name__}); try again."
             )))
-        finally:
-            self._running.pop(job, None)
-            self._wake.set()
 
     def _cancel(self, job: Job) -> None:
         queue = self._pending.get(job.channel)
@@ -257,3 +282,8 @@ class InferenceQueue:
         task = self._running.get(job)
         if task is not None:
             task.cancel()
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.critical("the inference queue stopped", exc_info=task.exception())

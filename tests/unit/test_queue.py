@@ -178,3 +178,33 @@ async def test_parallel_backend_gets_at_most_max_parallel_jobs() -> None:
     backend.release(5)
     await asyncio.gather(*(collect(j) for j in jobs))
     await queue.stop()
+
+
+async def test_a_job_cancelled_as_it_starts_frees_its_slot() -> None:
+    backend = FakeBackend()
+    queue = InferenceQueue(backend, user_rate=100)
+    await queue.start()
+    first = queue.submit(request(), "A", "u")
+    await asyncio.sleep(0)  # the scheduler has created the task, which has not run yet
+    first.cancel()
+    _, error, _ = await collect(first)
+    assert isinstance(error, JobCancelledError)
+    text, error, _ = await collect(queue.submit(request(), "B", "u"))
+    await queue.stop()
+    assert error is None and text == "Hello from the fake backend."
+
+
+async def test_a_channel_runs_one_job_at_a_time_even_with_free_slots() -> None:
+    backend = FakeBackend(gated=True, max_parallel=3)
+    queue = InferenceQueue(backend, user_rate=100)
+    await queue.start()
+    a1, a2 = queue.submit(request("a1"), "A", "u"), queue.submit(request("a2"), "A", "u")
+    b1 = queue.submit(request("b1"), "B", "u")
+    await backend.wait_for_requests(2)
+    await settle()
+    assert [r.messages[0].content for r in backend.requests] == ["a1", "b1"]
+    backend.release(3)
+    results = await asyncio.gather(collect(a1), collect(a2), collect(b1))
+    await queue.stop()
+    assert [r.messages[0].content for r in backend.requests] == ["a1", "b1", "a2"]
+    assert results[1][2] == [1]  # a2 was told it waits
