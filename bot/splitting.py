@@ -6,15 +6,28 @@ import re
 
 FENCE = "```"
 _SENTENCE_END = re.compile(r"[.!?…][\"')\]]*\s")
+# A fence line: three or more backticks and an optional info string without backticks
+# (so a one-line ```code``` is not a fence).
+_FENCE_LINE = re.compile(r"^\s*`{3,}([^`]*)$")
+MAX_LANGUAGE = 20
 
 
 def open_fence(text: str) -> str | None:
-    """The info string of a code fence left open at the end of ``text``, else None."""
+    """The language of a code fence left open at the end of ``text``, else None.
+
+    The language is the info string's first word, at most ``MAX_LANGUAGE`` characters
+    (a longer one is dropped) so that reopening a block never costs much room.
+    """
     language: str | None = None
     for line in text.split("\n"):
-        stripped = line.lstrip()
-        if stripped.startswith(FENCE):
-            language = stripped[3:].strip() if language is None else None
+        match = _FENCE_LINE.match(line)
+        if match is None:
+            continue
+        if language is None:
+            words = match.group(1).split()
+            language = words[0] if words and len(words[0]) <= MAX_LANGUAGE else ""
+        else:
+            language = None
     return language
 
 
@@ -53,7 +66,7 @@ def split_message(text: str, limit: int) -> list[str]:
                 chunks.append(chunk)
             break
         # Keep room for closing a code block this chunk may leave open.
-        window = rest[: room - len(FENCE) - 1]
+        window = rest[: max(1, room - len(FENCE) - 1)]
         cut = _boundary(window)
         piece, rest = rest[:cut], rest[cut:]
         chunk = reopen + piece

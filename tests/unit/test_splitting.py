@@ -47,3 +47,20 @@ def test_whitespace_never_makes_empty_chunks(limit: int) -> None:
     text = ("word " * 30 + "\n\n\n\n") * 60
     chunks = split_message(text, limit)
     assert all(c.strip() and len(c) <= limit for c in chunks)
+
+
+def test_a_long_fence_info_string_neither_hangs_nor_explodes() -> None:
+    text = "```" + "x" * 2900 + "\n" + "code line\n" * 300 + "```"
+    chunks = split_message(text, 2000)
+    assert len(chunks) <= 5
+    assert all(0 < len(c) <= 2000 for c in chunks)
+    reopened = [c for c in chunks[1:] if c.startswith("```")]
+    assert all(c.startswith("```\n") for c in reopened)  # the huge info string is dropped
+
+
+def test_inline_triple_backticks_are_not_a_fence() -> None:
+    text = "Run ```print(1)``` then read on. " + "More words here. " * 200
+    chunks = split_message(text, 1000)
+    assert not any(c.startswith("```") or c.endswith("```") for c in chunks[1:])
+    assert open_fence("```print(1)```") is None
+    assert open_fence("```python\nx = 1") == "python"
