@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from bot.adapter import Adapter
 from bot.errors import MessageGoneError, PlatformRateLimitError
@@ -12,6 +13,8 @@ from bot.messages import IncomingMessage, OutgoingMessage, SentMessage
 from bot.splitting import split_message
 
 log = logging.getLogger(__name__)
+
+SURPLUS_MARKER = "…"
 
 
 class ReplyStreamer:
@@ -22,13 +25,19 @@ class ReplyStreamer:
     continues in new messages. ``finish`` always delivers the complete final text.
     """
 
+    FINISH_ATTEMPTS = 3
+
     def __init__(
         self,
         adapter: Adapter,
         incoming: IncomingMessage,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        max_wait: float = 60.0,
     ) -> None:
         self._adapter = adapter
+        self._sleep = sleep
+        self._max_wait = max_wait
         self._incoming = incoming
         self._clock = clock
         self._caps = adapter.capabilities
@@ -55,13 +64,30 @@ class ReplyStreamer:
             log.info("skipping a streaming edit: %s", error)
 
     async def finish(self, text: str) -> None:
-        """Deliver the complete reply."""
+        """Deliver the complete reply, sitting out short platform rate limits.
+
+        Raises:
+            PlatformRateLimitError: the platform asks to wait longer than ``max_wait``.
+        """
         if not text.strip():
             text = "(no reply)"
-        await self._sync(text)
+        for _ in range(self.FINISH_ATTEMPTS - 1):
+            try:
+                await self._sync(text, final=True)
+                return
+            except PlatformRateLimitError as error:
+                if error.retry_after > self._max_wait:
+                    raise
+                log.info("waiting %.1f s to deliver a final reply", error.retry_after)
+                await self._sleep(error.retry_after)
+        await self._sync(text, final=True)
 
-    async def _sync(self, text: str) -> None:
+    async def _sync(self, text: str, final: bool = False) -> None:
         chunks = split_message(text, self._caps.max_message_length)
+        if final:
+            # Messages streamed beyond a shorter final text (a length cap cut it) are
+            # emptied to a marker rather than left showing text that was taken back.
+            chunks += [SURPLUS_MARKER] * (len(self._sent) - len(chunks))
         for index, chunk in enumerate(chunks):
             if index < len(self._sent):
                 if self._shown[index] != chunk:
