@@ -273,15 +273,18 @@ class CommandHandler:
         await self._store.set_reply_mode(
             message.scope, mode, Actor(id=message.author_id, name=message.author_name)
         )
+        place = "thread" if message.scope.thread is not None else "channel"
         if mode == "always":
-            return CommandReply("I'll answer every message in this channel.")
-        return CommandReply("I'll answer here only when mentioned or replied to.")
+            return CommandReply(f"I'll answer every message in this {place}.")
+        return CommandReply(f"I'll answer in this {place} only when mentioned or replied to.")
 
 
 def _take_level(message: IncomingMessage, args: list[str]) -> tuple[Level, list[str]]:
     level: Level = "thread" if message.scope.thread is not None else "channel"
     rest = []
-    for arg in args:
+    for raw in args:
+        # Phones turn "--" into an em or en dash: accept those as the flag prefix too.
+        arg = "--" + raw[1:] if raw[:1] in ("\u2014", "\u2013") else raw
         flag = arg.lower().lstrip("-")
         if arg.startswith("--") or flag in ("community", "server", "group"):
             if flag in ("community", "server", "group"):

@@ -15,7 +15,7 @@ from bot.commands import SAMPLING_DEFAULTS, CommandHandler, CommandReply, parse_
 from bot.errors import AdapterError, CabotError, InferenceError
 from bot.filters import OutputFilter, refusal_for
 from bot.memory import PromptBudget, fit_prompt
-from bot.messages import IncomingMessage, OutgoingMessage
+from bot.messages import IncomingMessage, OutgoingMessage, Scope
 from bot.queue import InferenceQueue
 from bot.resolution import ProfileResolver
 from bot.splitting import split_message
@@ -63,7 +63,8 @@ class ReplyStats:
 def build_request(plan: ComposedPlan, messages: tuple[ChatMessage, ...], reply_tokens: int,
                   session: str) -> GenerationRequest:
     """The backend request for a composed plan and a fitted prompt."""
-    values = {**SAMPLING_DEFAULTS, "max_tokens": reply_tokens, **plan.sampling_values()}
+    # reply_tokens is the budgeted reply length (already clamped to the context window).
+    values = {**SAMPLING_DEFAULTS, **plan.sampling_values(), "max_tokens": reply_tokens}
     return GenerationRequest(
         messages=messages,
         temperature=float(values["temperature"]),
@@ -156,11 +157,18 @@ class Router:
             reply = await self._commands.run(message, *command)
             await self._say(adapter, message, reply)
             return None
-        if not message.addressed and await self._store.reply_mode(message.scope) != "always":
+        if not message.addressed and await self._reply_mode(message.scope) != "always":
             return None
         if not message.text.strip():
             return None
         return await self._chat(adapter, message)
+
+    async def _reply_mode(self, scope: Scope) -> str | None:
+        """The /answer mode of a thread, else of its channel."""
+        mode = await self._store.reply_mode(scope)
+        if mode is None and scope.thread is not None:
+            mode = await self._store.reply_mode(scope.model_copy(update={"thread": None}))
+        return mode
 
     async def _say(self, adapter: Adapter, message: IncomingMessage, reply: CommandReply) -> None:
         for chunk in split_message(reply.text, adapter.capabilities.max_message_length):
@@ -192,13 +200,13 @@ class Router:
             plan.system_prompt, history, message.text, budget, self._backend.count_tokens
         )
         request = build_request(plan, fitted.messages, budget.reply_tokens, scope.key())
+        if fitted.notice:
+            await self._say(adapter, message, CommandReply(fitted.notice, ephemeral=True))
         try:
             job = self._queue.submit(request, scope.key(), f"{scope.platform}:{message.author_id}")
         except InferenceError as error:
             await self._say(adapter, message, CommandReply(str(error), ephemeral=True))
             return stats
-        if fitted.notice:
-            await self._say(adapter, message, CommandReply(fitted.notice, ephemeral=True))
 
         streamer = ReplyStreamer(adapter, message, self._clock)
         output = OutputFilter(
@@ -262,7 +270,7 @@ class Router:
         while not streamer.started:
             try:
                 await adapter.show_typing(message)
-            except AdapterError as error:
+            except Exception as error:  # a typing indicator is never worth failing a reply
                 log.debug("typing indicator failed: %s", error)
                 return
             await asyncio.sleep(caps.typing_interval)

@@ -228,3 +228,22 @@ async def test_a_full_channel_queue_answers_busy(tmp_path: Path) -> None:
     finally:
         await app.stop()
 
+
+
+async def test_answer_always_in_a_channel_covers_its_threads(
+    app: App, chat: RecordingAdapter
+) -> None:
+    await send(app, chat, "/answer always", moderator=True, addressed=False)
+    await send(app, chat, "in a thread", thread="t1", addressed=False)
+    assert chat.texts()[-1] == "You said: in a thread"
+    await send(app, chat, "/answer addressed", thread="t1", moderator=True)
+    assert chat.texts()[-1] == "I'll answer in this thread only when mentioned or replied to."
+    await send(app, chat, "ignored now", thread="t1", addressed=False)
+    assert chat.texts()[-1] != "You said: ignored now"
+
+
+async def test_a_phone_dash_before_community_is_understood(
+    app: App, chat: RecordingAdapter
+) -> None:
+    await send(app, chat, "/profile use researcher \u2014community", community_moderator=True)
+    assert chat.texts()[-1].startswith("The whole community now uses profile 'researcher'")
