@@ -207,16 +207,30 @@ class Store:
     async def _transaction(self, durable: bool = True) -> AsyncIterator[aiosqlite.Connection]:
         async with self._write_lock_held():
             db = self.db
-            if durable != self._durable:
-                await db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-                self._durable = durable
-            await db.execute("BEGIN IMMEDIATE")
             try:
+                if durable != self._durable:
+                    await db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+                    self._durable = durable
+                # Inside the try: aiosqlite runs a statement even when its awaiter is
+                # cancelled, so a cancelled BEGIN must still be rolled back.
+                await db.execute("BEGIN IMMEDIATE")
                 yield db
+                await db.execute("COMMIT")
             except BaseException:
-                await db.execute("ROLLBACK")
+                await self._rollback(db)
                 raise
-            await db.execute("COMMIT")
+            finally:
+                if durable:
+                    # Readers cache what they derive from alignment data; any durable
+                    # transaction (even one whose COMMIT was interrupted) invalidates it.
+                    self.alignment_generation += 1
+
+    @staticmethod
+    async def _rollback(db: aiosqlite.Connection) -> None:
+        try:
+            await asyncio.shield(db.execute("ROLLBACK"))
+        except sqlite3.OperationalError:
+            pass  # SQLite already rolled back (or the BEGIN never ran)
 
     # -- bindings -----------------------------------------------------------------
 
@@ -277,7 +291,6 @@ class Store:
                 (now, *key, actor.id, actor.name, f"bind {level}",
                  old.describe() if old else None, new.describe() if new else None),
             )
-        self.alignment_generation += 1
         return old
 
     async def audit_log(self, platform: str, community: str, limit: int = 50) -> list[AuditEntry]:
@@ -315,7 +328,6 @@ class Store:
                 "actor_name, action, old, new) VALUES (?, ?, ?, '', '', ?, ?, ?, NULL, ?)",
                 (now, platform, community, actor.id, actor.name, "define layer", name),
             )
-        self.alignment_generation += 1
 
     async def custom_layers(self, platform: str, community: str) -> list[tuple[str, str]]:
         """A community's own layers as (name, TOML source)."""
@@ -348,7 +360,6 @@ class Store:
                 (now, platform, community, actor.id, actor.name, "define profile",
                  f"{name}: {', '.join(layers)}"),
             )
-        self.alignment_generation += 1
 
     async def custom_profiles(
         self, platform: str, community: str

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sqlite3
@@ -163,3 +164,18 @@ async def test_alignment_changes_are_fsynced_and_memory_is_not(tmp_path: Path) -
         await store.bind(GENERAL, "channel", MOD, profile="kids")
         assert await synchronous(store) == 2
         assert await store.history(GENERAL, 10) == [("user", "hi"), ("assistant", "hello")]
+
+
+async def test_a_write_cancelled_mid_transaction_leaves_the_store_usable(tmp_path: Path) -> None:
+    async with Store(tmp_path / "a.db") as store:
+        await store.append_history(GENERAL, "user", "warm-up", keep=10)
+        for steps in range(1, 6):  # cancel at different points of the transaction
+            task = asyncio.create_task(store.append_history(GENERAL, "user", "hi", keep=10))
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await store.bind(GENERAL, "channel", MOD, profile=f"p{steps}")
+            assert (await store.bindings_for(GENERAL))["channel"].profile == f"p{steps}"
+        assert not store.db.in_transaction
