@@ -13,6 +13,7 @@ from typing import Any
 
 from bot.backends.banning import BannedWords
 from bot.backends.base import GenerationRequest
+from bot.backends.specials import ControlTokenGuard
 from bot.errors import InferenceError
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class LlamaBackend:
         self._grammars: dict[str, Any] = {}
         self._vocab_texts: list[str] | None = None
         self._banned_cache: dict[tuple[str, ...], BannedWords] = {}
+        self._control_guard: ControlTokenGuard | None = None
 
     @property
     def n_ctx(self) -> int:
@@ -102,6 +104,16 @@ class LlamaBackend:
             ]
         return self._vocab_texts
 
+    def _guard(self) -> ControlTokenGuard:
+        if self._control_guard is None:
+            llama = self._model()
+            self._control_guard = ControlTokenGuard(
+                llama.detokenize([i], special=True).decode("utf-8", errors="ignore")
+                for i, text in enumerate(self._vocab())
+                if not text
+            )
+        return self._control_guard
+
     def _detokenize(self, tokens: list[int]) -> str:
         return str(self._model().detokenize(tokens).decode("utf-8", errors="ignore"))
 
@@ -129,7 +141,10 @@ class LlamaBackend:
         from llama_cpp import LogitsProcessorList
 
         args: dict[str, Any] = {
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "messages": [
+                {"role": m.role, "content": self._guard().escape(m.content)}
+                for m in request.messages
+            ],
             "temperature": request.temperature,
             "top_p": request.top_p,
             "top_k": request.top_k,

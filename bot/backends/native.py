@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bot.backends.base import ChatMessage
+from bot.backends.specials import ControlTokenGuard
 from bot.errors import InferenceError
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class NativeModel:
         self.n_ctx_train = int(lc.llama_model_n_ctx_train(self.model))
         self._formatter = self._chat_formatter()
         self._texts: list[str] | None = None
+        self._guard: ControlTokenGuard | None = None
 
     def _chat_formatter(self) -> Any:
         """The GGUF's chat template, rendered as ``Llama.create_chat_completion`` does."""
@@ -124,10 +126,19 @@ class NativeModel:
             ]
         return self._texts
 
+    def control_guard(self) -> ControlTokenGuard:
+        """Escapes control-token spellings in chat text (computed once)."""
+        if self._guard is None:
+            self._guard = ControlTokenGuard(
+                self.token_text(i) for i, text in enumerate(self.vocab_texts()) if not text
+            )
+        return self._guard
+
     def chat_prompt(self, messages: Sequence[ChatMessage]) -> list[int]:
         """The prompt tokens for ``messages``, ending with the assistant's turn opening."""
+        guard = self.control_guard()
         result = self._formatter(
-            messages=[{"role": m.role, "content": m.content} for m in messages]
+            messages=[{"role": m.role, "content": guard.escape(m.content)} for m in messages]
         )
         return self.tokenize(result.prompt, special=True)
 
