@@ -12,6 +12,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from adapters.console import ConsoleAdapter
 from bot.adapter import Adapter
 from bot.app import App
@@ -80,9 +82,8 @@ async def _ask(settings: Settings, library: Library, profile: str | None,
                layers: Sequence[str], message: str, stats: bool = False) -> None:
     store = Store(":memory:")
     app = App(settings, store=store, library=library)
-    console = ConsoleAdapter(settle=app.router.drain)
-    # Only the reply's text goes to stdout.
-    console.send = _bare_send(console)  # type: ignore[method-assign]
+    # Only the reply's text goes to stdout; notices (queue, truncation) to stderr.
+    console = ConsoleAdapter(settle=app.router.drain, bare=True, notices=sys.stderr)
     try:
         await app.start([console])
         actor = Actor(id="cli", name="cli")
@@ -97,21 +98,6 @@ async def _ask(settings: Settings, library: Library, profile: str | None,
             print(app.router.last_stats.describe(), file=sys.stderr)
     finally:
         await app.stop()
-
-
-def _bare_send(console: ConsoleAdapter):  # type: ignore[no-untyped-def]
-    from bot.messages import OutgoingMessage, SentMessage
-
-    original = console.send
-
-    async def send(message: OutgoingMessage) -> SentMessage:
-        if message.ephemeral:
-            print(message.text, file=sys.stderr)
-            return SentMessage(message_id="notice", in_reply_to=message.in_reply_to)
-        sent = await original(message)
-        return sent
-
-    return send
 
 
 def _print_library_problems(library: Library) -> None:
@@ -237,6 +223,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except CabotError as error:
         print(f"cabot: {error}", file=sys.stderr)
+        return 2
+    except ValidationError as error:
+        problems = "; ".join(
+            f"CABOT_{'_'.join(str(p) for p in item['loc']).upper()}: {item['msg']}"
+            for item in error.errors()
+        )
+        print(f"cabot: invalid settings: {problems}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -41,6 +41,8 @@ class ConsoleAdapter:
         moderator: bool = True,
         author: str = "you",
         settle: Callable[[], Awaitable[None]] | None = None,
+        bare: bool = False,
+        notices: TextIO | None = None,
     ) -> None:
         self.capabilities = Capabilities(max_message_length=4000, can_edit=True, edit_interval=0.0)
         self._out = output if output is not None else sys.stdout
@@ -50,6 +52,8 @@ class ConsoleAdapter:
         self.moderator = moderator
         self.author = author
         self._settle = settle
+        self._bare = bare
+        self._notices = notices
         self._sink: MessageSink | None = None
         self._ids = itertools.count(1)
         self._shown: dict[str, str] = {}
@@ -65,8 +69,15 @@ class ConsoleAdapter:
 
     async def send(self, message: OutgoingMessage) -> SentMessage:
         message_id = str(next(self._ids))
-        who = "cabot (only you see this)" if message.ephemeral else "cabot"
-        self._write(f"\n{who}> {message.text}")
+        if self._bare:
+            # Script mode: only the reply on the output, notices on their own stream.
+            if message.ephemeral and self._notices is not None:
+                self._notices.write(message.text + "\n")
+                return SentMessage(message_id=message_id, in_reply_to=message.in_reply_to)
+            self._write(message.text if not self._shown else f"\n{message.text}")
+        else:
+            who = "cabot (only you see this)" if message.ephemeral else "cabot"
+            self._write(f"\n{who}> {message.text}")
         self._shown[message_id] = message.text
         self._last_written = message_id
         return SentMessage(message_id=message_id, in_reply_to=message.in_reply_to)
@@ -75,6 +86,8 @@ class ConsoleAdapter:
         old = self._shown.get(sent.message_id, "")
         if text.startswith(old) and self._last_written == sent.message_id:
             self._write(text[len(old):])
+        elif self._bare:
+            self._write(f"\n{text}")
         else:
             self._write(f"\ncabot (edited)> {text}")
         self._shown[sent.message_id] = text
@@ -112,6 +125,7 @@ class ConsoleAdapter:
         if self._settle is not None:
             await self._settle()
         self._write("\n")
+        self._shown.clear()
 
     def control(self, line: str) -> bool:
         """Handle a ``:`` console command; False means quit."""
