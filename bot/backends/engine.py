@@ -61,6 +61,8 @@ class EngineStats:
     reused_tokens: int = 0
     """Prompt tokens whose resident KV was kept instead."""
     evictions: int = 0
+    copies: int = 0
+    """Prefixes copied from another sequence instead of evaluated."""
     failures: int = 0
 
 
@@ -281,6 +283,9 @@ class BatchEngine:
                 self.stats.evictions += 1
                 log.debug("evicted %s from sequence %d", lease.evicted, lease.slot.seq_id)
             self.stats.reused_tokens += lease.keep
+            if lease.source is not None:
+                self.stats.copies += 1
+                self._ctx.copy(lease.source.seq_id, lease.slot.seq_id)
             self._ctx.forget(lease.slot.seq_id, lease.keep)
             job.slot = lease.slot
             job.evaluated = lease.keep

@@ -199,6 +199,14 @@ class NativeContext:
             self._lc.llama_batch_free(self._batch)
             self._lc.llama_free(ctx)
 
+    def copy(self, source: int, target: int) -> None:
+        """Make sequence ``target`` hold a copy of sequence ``source``'s KV.
+
+        Across streams llama.cpp copies the whole stream, at the start of the next decode;
+        ``forget`` the target's tail afterwards to keep only a prefix.
+        """
+        self._lc.llama_memory_seq_cp(self.memory, source, target, -1, -1)
+
     def forget(self, seq_id: int, start: int = 0) -> None:
         """Drop sequence ``seq_id``'s KV from position ``start`` on."""
         self._lc.llama_memory_seq_rm(self.memory, seq_id, start, -1)

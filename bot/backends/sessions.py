@@ -20,6 +20,9 @@ from dataclasses import dataclass, field
 MIN_CHUNK = 2
 """The fewest tokens a prompt chunk may hold (a single token takes the generation path)."""
 
+MIN_COPY_GAIN = 16
+"""Copying another sequence's KV (a whole stream) pays off from about this many tokens."""
+
 
 def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
     """How many leading tokens ``a`` and ``b`` share."""
@@ -79,6 +82,8 @@ class Lease:
     keep: int
     evicted: str | None
     """The session that lived in the slot before and loses its resident KV, if any."""
+    source: Slot | None = None
+    """Copy this slot's KV into ``slot`` first: it shares a longer prefix with the prompt."""
 
 
 class SlotTable:
@@ -86,7 +91,9 @@ class SlotTable:
 
     A job gets its session's idle slot if there is one; otherwise an empty slot; otherwise
     the least recently used idle slot, whose session is evicted (it will be re-evaluated
-    from text when it returns).
+    from text when it returns). When another sequence shares a clearly longer prefix with
+    the prompt (typically the same system prompt, for a channel's first message), its KV
+    is copied instead of evaluated again.
     """
 
     def __init__(self, n_slots: int) -> None:
@@ -118,12 +125,22 @@ class SlotTable:
         # same conversation, or just the same system prompt) has exactly the KV a fresh
         # evaluation would compute, since each token's KV depends only on those before it.
         keep = reusable_prefix(slot.tokens, slot.exact, prompt)
+        source = None
+        for other in self.slots:
+            if other is not slot:
+                shared = reusable_prefix(other.tokens, other.exact, prompt)
+                if shared >= keep + MIN_COPY_GAIN:
+                    source, keep = other, shared
         slot.busy = True
         slot.session = session
         slot.last_used = next(self._clock)
-        del slot.tokens[keep:]
-        slot.exact = min(slot.exact, keep)
-        return Lease(slot, keep, evicted if evicted != session else None)
+        if source is not None:
+            slot.tokens[:] = source.tokens[:keep]
+            slot.exact = keep
+        else:
+            del slot.tokens[keep:]
+            slot.exact = min(slot.exact, keep)
+        return Lease(slot, keep, evicted if evicted != session else None, source)
 
     def release(self, slot: Slot) -> None:
         """The job on ``slot`` ended; its KV stays resident for the session."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -18,7 +19,12 @@ from bot.errors import InferenceError
 
 pytestmark = pytest.mark.model
 
-SYSTEM = "You are a helpful assistant."
+SYSTEM = (
+    "You are a helpful assistant in a group chat. Answer the latest message politely and "
+    "directly, and do not invent facts you are not sure about."
+)
+"""Long enough that a new channel copies its KV from another sequence instead of
+evaluating it again (see ``MIN_COPY_GAIN``)."""
 QUESTIONS = (
     "What is the capital of France?",
     "List three fruits.",
@@ -41,6 +47,16 @@ def ask(
         messages=messages, temperature=0.0, max_tokens=max_tokens, session=session,
         **options,  # type: ignore[arg-type]
     )
+
+
+class OneThreadLlama(LlamaBackend):
+    """The single-sequence backend with one thread for prompts too (see ``THREADS``)."""
+
+    def _load(self) -> Any:
+        from llama_cpp import Llama
+
+        return Llama(model_path=str(self._model_path), n_ctx=self.n_ctx, n_threads=THREADS,
+                     n_threads_batch=THREADS, verbose=False)
 
 
 async def reply(backend: BatchedBackend | LlamaBackend, request: GenerationRequest) -> str:
@@ -77,6 +93,7 @@ async def test_a_prompt_in_a_batch_of_four_gives_the_text_it_gives_alone(
     alone = [await reply(engine, r) for r in requests]
     batched = await together(engine, requests)
     assert engine.engine.stats.peak_batch == 4
+    assert engine.engine.stats.copies > 0  # the shared system prompt was copied, not re-read
     assert batched == alone
     assert all(text.strip() for text in alone)
 
@@ -84,7 +101,7 @@ async def test_a_prompt_in_a_batch_of_four_gives_the_text_it_gives_alone(
 async def test_replies_agree_with_the_single_sequence_backend(
     engine: BatchedBackend, model_path: Path
 ) -> None:
-    single = LlamaBackend(model_path, n_ctx=512, n_threads=THREADS, cache_bytes=0)
+    single = OneThreadLlama(model_path, n_ctx=512, cache_bytes=0)
     await single.start()
     try:
         expected = [await reply(single, ask(q)) for q in QUESTIONS[:2]]

@@ -151,3 +151,53 @@ def test_forgetting_a_slot_empties_it() -> None:
     again = table.acquire("a", [1, 2, 3, 4])
     assert again is not None
     assert again.keep == 0
+
+
+def test_a_long_shared_prefix_is_copied_from_another_sequence() -> None:
+    table = SlotTable(3)
+    system = list(range(100, 140))  # a system prompt every channel of a community shares
+    a = table.acquire("a", [*system, 1, 2, 3])
+    assert a is not None
+    a.slot.tokens[:] = [*system, 1, 2, 3, 77]
+    a.slot.exact = len(system) + 3
+
+    b = table.acquire("b", [*system, 4, 5, 6])  # while a is still generating
+    assert b is not None
+    assert b.slot is not a.slot
+    assert b.source is a.slot
+    assert b.keep == len(system)
+    assert b.slot.tokens == system
+    assert b.slot.exact == len(system)
+
+
+def test_a_short_shared_prefix_is_evaluated_rather_than_copied() -> None:
+    table = SlotTable(2)
+    a = table.acquire("a", [1, 2, 3, 4, 5, 6])
+    assert a is not None
+    a.slot.tokens[:] = [1, 2, 3, 4, 5, 6]
+    a.slot.exact = 6
+    b = table.acquire("b", [1, 2, 3, 4, 9, 9])
+    assert b is not None
+    assert b.source is None
+    assert b.keep == 0
+
+
+def test_a_returning_session_copies_only_when_the_gain_is_large() -> None:
+    table = SlotTable(2)
+    shared = list(range(50))
+    own = table.acquire("a", [*shared, 1])
+    assert own is not None
+    own.slot.tokens[:] = [*shared[:10]]
+    own.slot.exact = 10
+    table.release(own.slot)
+    other = table.acquire("b", [*shared, 2])
+    assert other is not None
+    other.slot.tokens[:] = [*shared, 2]
+    other.slot.exact = len(shared) + 1
+    table.release(other.slot)
+
+    again = table.acquire("a", [*shared, 3, 4])
+    assert again is not None
+    assert again.slot is own.slot
+    assert again.source is other.slot
+    assert again.keep == len(shared)
