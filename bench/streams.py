@@ -9,6 +9,7 @@ every engine and the figures compare the same work.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import logging
 import time
@@ -20,6 +21,7 @@ from bench.common import BenchConfig, RecordingBackend, Row, bench_app, median
 from bot.app import App
 from bot.backends.base import GenerationRequest
 from bot.backends.batched import BatchedBackend
+from bot.backends.engine import EngineStats
 from bot.backends.llama import LlamaBackend
 from bot.messages import Scope
 
@@ -190,6 +192,7 @@ async def aggregate(config: BenchConfig) -> list[Row]:
         for count, target in ((4, 1.4), (8, 1.6)):
             ours_rates: list[float] = []
             single_rates: list[float] = []
+            before = engine_stats(ours_bot)
             for repeat in range(config.repeats):
                 names = [f"agg{count}-{repeat}-{i}" for i in range(count)]
                 seconds, tokens = await run_channels(ours_bot, names)
@@ -202,7 +205,8 @@ async def aggregate(config: BenchConfig) -> list[Row]:
                 "tok/s", ours, base, "the same jobs one at a time (single engine)",
                 f"≥ {target}x", ours >= target * base,
                 details={"ours_runs": ours_rates, "baseline_runs": single_rates,
-                         "peak_batch": peak_batch(ours_bot)},
+                         "peak_batch": peak_batch(ours_bot),
+                         **where_time_went(before, engine_stats(ours_bot))},
             ))
     finally:
         await ours_bot.stop()
@@ -214,6 +218,28 @@ def peak_batch(bot: Console) -> int:
     """The most sequences the batched engine decoded together so far."""
     engine = bot.backend.inner
     return engine.engine.stats.peak_batch if isinstance(engine, BatchedBackend) else 1
+
+
+def engine_stats(bot: Console) -> EngineStats:
+    engine = bot.backend.inner
+    assert isinstance(engine, BatchedBackend)
+    return dataclasses.replace(engine.engine.stats)
+
+
+def where_time_went(before: EngineStats, after: EngineStats) -> dict[str, float]:
+    """The batched engine's decode rates during a row: generation steps and prompts."""
+    generated = after.generated_tokens - before.generated_tokens
+    generating = after.generate_seconds - before.generate_seconds
+    prompt = after.prompt_tokens - before.prompt_tokens
+    reading = after.prompt_seconds - before.prompt_seconds
+    steps = after.steps - before.steps
+    return {
+        "engine_generation_tok_s": generated / max(generating, 1e-9),
+        "engine_mean_batch": generated / max(steps, 1),
+        "engine_prompt_tokens": prompt,
+        "engine_prompt_s": reading,
+        "engine_generation_s": generating,
+    }
 
 
 # -- 3. returning channels ------------------------------------------------------------------

@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -58,6 +59,12 @@ class EngineStats:
     """The most sequences that generated in one decode call."""
     prompt_tokens: int = 0
     """Prompt tokens evaluated."""
+    prompt_seconds: float = 0.0
+    """Time spent evaluating them."""
+    generated_tokens: int = 0
+    """Tokens evaluated in generation steps (one per generating sequence per step)."""
+    generate_seconds: float = 0.0
+    """Time spent in those steps' decode calls."""
     reused_tokens: int = 0
     """Prompt tokens whose resident KV was kept instead."""
     evictions: int = 0
@@ -377,8 +384,11 @@ class BatchEngine:
         for job in jobs:
             assert job.slot is not None and job.pending is not None
             entries.append((job.slot.seq_id, job.evaluated, job.pending, True))
+        started = time.perf_counter()
         try:
             self._ctx.decode(entries)
+            self.stats.generate_seconds += time.perf_counter() - started
+            self.stats.generated_tokens += len(entries)
         except DecodeError as error:
             log.warning("a batch of %d failed (%s); retrying each sequence alone",
                         len(jobs), error)
@@ -408,11 +418,13 @@ class BatchEngine:
         start = job.evaluated
         size = next_chunk(len(job.prompt) - start, min(limit, self._n_batch))
         chunk = job.prompt[start : start + size]
+        started = time.perf_counter()
         try:
             self._ctx.decode_chunk(job.slot.seq_id, start, chunk)
         except DecodeError as error:
             self._fail(job, f"The model failed while reading the prompt ({error}).", forget=True)
             return
+        self.stats.prompt_seconds += time.perf_counter() - started
         self.stats.prompt_tokens += size
         job.slot.tokens.extend(chunk)
         job.slot.exact = len(job.slot.tokens)
