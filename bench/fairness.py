@@ -1,8 +1,9 @@
 """Row 4: one channel floods the bot, then another asks once. How long does it wait?
 
 Both schedulers run the same jobs on the same batched engine: cabot's ``InferenceQueue``
-(round-robin across channels) and a plain first-in first-out queue with the same number
-of jobs running at once.
+(round-robin across channels, one running job per channel, so a flood holds one
+sequence and the late request finds a free one) and a plain first-in first-out queue
+with the same number of jobs running at once.
 """
 
 from __future__ import annotations
@@ -79,11 +80,7 @@ def started_at(backend: RecordingBackend, wanted: GenerationRequest) -> float:
 
 
 def job_length(backend: RecordingBackend) -> float:
-    """How long the first flood jobs took, start to end (median).
-
-    These are the jobs running when the late request arrives; the first of them to end
-    frees the sequence it gets.
-    """
+    """How long a flood job took, start to end (median of the first few)."""
     first = sorted((start, end) for r, start, end in backend.spans if r.session == "flood")
     return median([end - start for start, end in first[:PARALLEL]])
 
