@@ -2,8 +2,8 @@
 
 Each step the worker
 
-1. admits waiting jobs into free sequences (a returning channel keeps its resident KV
-   and evaluates only its new tokens),
+1. admits waiting jobs into free sequences (a returning channel keeps the resident KV
+   of its earlier prompts and evaluates the rest; a new one may copy a shared prefix),
 2. drops cancelled jobs,
 3. evaluates the last sampled token of every generating sequence in one ``llama_decode``
    call and samples each sequence's next token with its own sampler chain,
