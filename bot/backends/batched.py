@@ -31,10 +31,9 @@ class BatchedBackend:
         parallel: requests generated at once (the queue's ``max_parallel``).
         resident: channels whose KV stays in memory between turns (at least ``parallel``);
             each reserves ``n_ctx`` tokens of KV cache.
-        n_threads: llama.cpp threads when one sequence generates alone (default: half the
-            CPUs, as llama-cpp-python's ``Llama``).
+        n_threads: llama.cpp threads (default: every CPU, as the single-sequence engine).
         n_threads_batch: llama.cpp threads for several sequences at once or a prompt chunk
-            (default: every CPU).
+            (default: ``n_threads``).
         prefill_chunk: prompt tokens a newcomer evaluates per step while others generate.
     """
 
@@ -58,8 +57,8 @@ class BatchedBackend:
             model_path,
             n_ctx=n_ctx,
             sequences=max(resident, parallel),
-            n_threads=n_threads or max((os.cpu_count() or 1) // 2, 1),
-            n_threads_batch=n_threads_batch or os.cpu_count() or 1,
+            n_threads=n_threads or os.cpu_count() or 1,
+            n_threads_batch=n_threads_batch or n_threads or os.cpu_count() or 1,
             prefill_chunk=prefill_chunk,
         )
         self._started = False
