@@ -15,6 +15,7 @@ import json
 import logging
 import sqlite3
 import time
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -69,6 +70,20 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+HISTORY_TRIM_SLACK = 16
+"""Rows a channel's memory may exceed its bound by before it is trimmed."""
+HISTORY_CACHE_CHANNELS = 1024
+"""Channels whose recent memory is kept in RAM."""
+
+
+@dataclass
+class _Memory:
+    """The newest messages of one channel: all of the latest ``complete_to`` there are."""
+
+    entries: deque[tuple[str, str]]
+    complete_to: int
 
 
 @dataclass(frozen=True)
@@ -128,6 +143,8 @@ class Store:
         self._db: aiosqlite.Connection | None = None
         self._write_lock: asyncio.Lock | None = None
         self._durable = True
+        self._memory: OrderedDict[str, _Memory] = OrderedDict()
+        self._stored: dict[str, int | None] = {}
         self.alignment_generation = 0
         """Bumped after every committed change to bindings or community layers and profiles,
         so readers can cache what they derive from them (this process is the only writer)."""
@@ -208,9 +225,7 @@ class Store:
         async with self._write_lock_held():
             db = self.db
             try:
-                if durable != self._durable:
-                    await db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-                    self._durable = durable
+                await self._set_durable(durable)
                 # Inside the try: aiosqlite runs a statement even when its awaiter is
                 # cancelled, so a cancelled BEGIN must still be rolled back.
                 await db.execute("BEGIN IMMEDIATE")
@@ -224,6 +239,11 @@ class Store:
                     # Readers cache what they derive from alignment data; any durable
                     # transaction (even one whose COMMIT was interrupted) invalidates it.
                     self.alignment_generation += 1
+
+    async def _set_durable(self, durable: bool) -> None:
+        if durable != self._durable:
+            await self.db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            self._durable = durable
 
     @staticmethod
     async def _rollback(db: aiosqlite.Connection) -> None:
@@ -383,33 +403,68 @@ class Store:
     async def append_exchange(
         self, scope: Scope, entries: Sequence[tuple[str, str]], keep: int
     ) -> None:
-        """Add ``(role, content)`` messages to a channel's memory in one transaction."""
+        """Add ``(role, content)`` messages to a channel's memory, atomically.
+
+        The table keeps at most ``keep + HISTORY_TRIM_SLACK`` rows per channel: trimming
+        runs every few messages, not on every one, and readers take the newest ``keep``.
+        """
+        if not entries:
+            return
         key = scope.key()
         now = self._clock()
-        async with self._transaction(durable=False) as db:
-            await db.executemany(
-                "INSERT INTO history (scope, role, content, at) VALUES (?, ?, ?, ?)",
-                [(key, role, content, now) for role, content in entries],
+        values = [v for role, content in entries for v in (key, role, content, now)]
+        rows = ", ".join(["(?, ?, ?, ?)"] * len(entries))
+        async with self._write_lock_held():
+            await self._set_durable(False)
+            # One statement is its own atomic transaction: one round trip per exchange.
+            await self.db.execute(
+                f"INSERT INTO history (scope, role, content, at) VALUES {rows}", values
             )
-            await db.execute(
-                "DELETE FROM history WHERE scope=? AND id NOT IN "
-                "(SELECT id FROM history WHERE scope=? ORDER BY id DESC LIMIT ?)",
-                (key, key, keep),
-            )
+            memory = self._memory.get(key)
+            if memory is not None:
+                memory.entries.extend(entries)
+                while len(memory.entries) > memory.complete_to:
+                    memory.entries.popleft()
+            stored = self._stored.get(key)
+            stored = None if stored is None else stored + len(entries)
+            if stored is None or stored > keep + HISTORY_TRIM_SLACK:
+                await self.db.execute(
+                    "DELETE FROM history WHERE scope=? AND id NOT IN "
+                    "(SELECT id FROM history WHERE scope=? ORDER BY id DESC LIMIT ?)",
+                    (key, key, keep),
+                )
+                stored = keep  # an upper bound: there may be fewer
+            self._stored[key] = stored
 
     async def history(self, scope: Scope, limit: int) -> list[tuple[str, str]]:
-        """A channel's latest ``limit`` messages as (role, content), oldest first."""
-        async with self.db.execute(
-            "SELECT role, content FROM (SELECT id, role, content FROM history WHERE scope=? "
-            "ORDER BY id DESC LIMIT ?) ORDER BY id",
-            (scope.key(), limit),
-        ) as cursor:
-            return [(row[0], row[1]) for row in await cursor.fetchall()]
+        """A channel's latest ``limit`` messages as (role, content), oldest first.
+
+        Served from memory once loaded (this process is the only writer).
+        """
+        key = scope.key()
+        memory = self._memory.get(key)
+        if memory is None or memory.complete_to < limit:
+            async with self._write_lock_held():  # no append may slip between read and cache
+                async with self.db.execute(
+                    "SELECT role, content FROM (SELECT id, role, content FROM history "
+                    "WHERE scope=? ORDER BY id DESC LIMIT ?) ORDER BY id",
+                    (key, limit),
+                ) as cursor:
+                    rows = [(str(row[0]), str(row[1])) for row in await cursor.fetchall()]
+                memory = _Memory(deque(rows), limit)
+                self._memory[key] = memory
+                if len(self._memory) > HISTORY_CACHE_CHANNELS:
+                    self._memory.popitem(last=False)
+        self._memory.move_to_end(key)
+        return list(memory.entries)[-limit:] if limit else []
 
     async def clear_history(self, scope: Scope) -> int:
         """Forget a channel's memory; returns how many messages were removed."""
+        key = scope.key()
         async with self._transaction() as db:
-            cursor = await db.execute("DELETE FROM history WHERE scope=?", (scope.key(),))
+            self._memory.pop(key, None)
+            self._stored[key] = 0
+            cursor = await db.execute("DELETE FROM history WHERE scope=?", (key,))
             return cursor.rowcount
 
     # -- channel settings -------------------------------------------------------------

@@ -15,7 +15,7 @@ import pytest
 
 from bot.errors import SchemaTooNewError, StoreError
 from bot.messages import Scope
-from bot.store import SCHEMA_VERSION, Actor, Store
+from bot.store import HISTORY_TRIM_SLACK, SCHEMA_VERSION, Actor, Store
 
 MOD = Actor(id="42", name="mod")
 GENERAL = Scope(platform="discord", community="g1", channel="c1")
@@ -92,16 +92,25 @@ async def test_levels_are_kept_apart(tmp_path: Path) -> None:
 async def test_history_is_bounded_and_per_channel(tmp_path: Path) -> None:
     other = Scope(platform="discord", community="g1", channel="c2")
     elsewhere = Scope(platform="telegram", community="g1", channel="c1")
-    async with Store(tmp_path / "a.db") as store:
-        for i in range(12):
+    path = tmp_path / "a.db"
+    async with Store(path) as store:
+        assert await store.history(GENERAL, 5) == []  # cached empty, then kept up to date
+        for i in range(40):
             await store.append_history(GENERAL, "user", f"m{i}", keep=5)
         await store.append_history(other, "user", "other channel", keep=5)
-        assert [c for _, c in await store.history(GENERAL, 50)] == [f"m{i}" for i in range(7, 12)]
-        assert await store.history(other, 50) == [("user", "other channel")]
-        assert await store.history(elsewhere, 50) == []
-        assert await store.clear_history(GENERAL) == 5
-        assert await store.history(GENERAL, 50) == []
-        assert await store.history(other, 50) == [("user", "other channel")]
+        assert [c for _, c in await store.history(GENERAL, 5)] == [f"m{i}" for i in range(35, 40)]
+        async with store.db.execute(
+            "SELECT count(*) FROM history WHERE scope=?", (GENERAL.key(),)
+        ) as cursor:
+            row = await cursor.fetchone()
+        assert row is not None and 5 <= row[0] <= 5 + HISTORY_TRIM_SLACK
+        assert await store.history(other, 5) == [("user", "other channel")]
+        assert await store.history(elsewhere, 5) == []
+    async with Store(path) as store:  # a fresh process reads the same memory back
+        assert [c for _, c in await store.history(GENERAL, 5)] == [f"m{i}" for i in range(35, 40)]
+        assert await store.clear_history(GENERAL) == row[0]
+        assert await store.history(GENERAL, 5) == []
+        assert await store.history(other, 5) == [("user", "other channel")]
 
 
 async def test_concurrent_writers_never_interleave(tmp_path: Path) -> None:
