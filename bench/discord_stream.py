@@ -13,35 +13,19 @@ import asyncio
 import statistics
 import tempfile
 import time
-from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 from adapters.discord import DiscordAdapter
 from bot.app import App
-from bot.backends.base import Backend, GenerationRequest
+from bot.backends.base import Backend
 from tests.helpers.apps import make_settings
 from tests.helpers.fake_backend import FakeBackend
 from tests.helpers.fake_discord import FakeDiscord
 
 REPLY = ("Streaming replies keep people company while the model writes. " * 16).strip()
 LONG_REPLY = ("A long answer is split into several Discord messages as it grows. " * 75).strip()
-
-
-class PacedBackend(FakeBackend):
-    """A stand-in for the model: ``rate`` pieces of ``piece_chars`` characters per second."""
-
-    def __init__(self, reply: str, *, rate: float, piece_chars: int = 4) -> None:
-        super().__init__(reply, piece_chars=piece_chars)
-        self.rate = rate
-
-    async def generate(self, request: GenerationRequest) -> AsyncGenerator[str, None]:
-        self.requests.append(request)
-        text = self.text_for(request)
-        for start in range(0, len(text), self.piece_chars):
-            await asyncio.sleep(1 / self.rate)
-            yield text[start : start + self.piece_chars]
 
 
 @dataclass
@@ -96,10 +80,10 @@ async def run(with_model: bool, replies: int) -> list[Row]:
         folder = Path(tmp)
         rows = [
             await measure("fake backend, instant", FakeBackend(REPLY), folder, replies),
-            await measure("fake backend, 110 pieces/s", PacedBackend(REPLY, rate=110),
+            await measure("fake backend, 110 pieces/s", FakeBackend(REPLY, rate=110),
                           folder, replies),
             await measure("fake, 5,000 chars, 110 pieces/s",
-                          PacedBackend(LONG_REPLY, rate=110), folder, replies),
+                          FakeBackend(LONG_REPLY, rate=110), folder, replies),
         ]
         if with_model:
             from bot.app import create_backend

@@ -68,17 +68,17 @@ class MemoryHistoryStore(Store):
 
     def __init__(self, path: Path) -> None:
         super().__init__(path)
-        self._memory: dict[str, list[tuple[str, str]]] = {}
+        self._kept: dict[str, list[tuple[str, str]]] = {}
 
     async def append_exchange(
         self, scope: Scope, entries: Sequence[tuple[str, str]], keep: int
     ) -> None:
-        kept = self._memory.setdefault(scope.key(), [])
+        kept = self._kept.setdefault(scope.key(), [])
         kept.extend(entries)
         del kept[: max(0, len(kept) - keep)]
 
     async def history(self, scope: Scope, limit: int) -> list[tuple[str, str]]:
-        return self._memory.get(scope.key(), [])[-limit:] if limit else []
+        return self._kept.get(scope.key(), [])[-limit:] if limit else []
 
 
 async def measure(

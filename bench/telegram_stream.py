@@ -15,14 +15,13 @@ import asyncio
 import statistics
 import tempfile
 import time
-from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 from adapters.telegram import TelegramAdapter
 from bot.app import App
-from bot.backends.base import Backend, GenerationRequest
+from bot.backends.base import Backend
 from bot.settings import Settings
 from tests.helpers.apps import make_settings
 from tests.helpers.fake_backend import FakeBackend
@@ -36,21 +35,6 @@ QUESTIONS = (
     "Explain how rain forms, step by step.",
     "Describe a good breakfast and why it matters.",
 )
-
-
-class PacedBackend(FakeBackend):
-    """A stand-in for the model: ``rate`` pieces of ``piece_chars`` characters per second."""
-
-    def __init__(self, reply: str, *, rate: float, piece_chars: int = 4) -> None:
-        super().__init__(reply, piece_chars=piece_chars)
-        self.rate = rate
-
-    async def generate(self, request: GenerationRequest) -> AsyncGenerator[str, None]:
-        self.requests.append(request)
-        text = self.text_for(request)
-        for start in range(0, len(text), self.piece_chars):
-            await asyncio.sleep(1 / self.rate)
-            yield text[start : start + self.piece_chars]
 
 
 @dataclass
@@ -124,7 +108,7 @@ async def run(with_model: bool, replies: int, pause: float) -> list[Row]:
             rows.append(await measure(f"{where}, fake backend, instant", FakeBackend(REPLY),
                                       settings(f"instant-{where}"), replies, in_group, pause))
             rows.append(await measure(f"{where}, fake backend, 110 pieces/s",
-                                      PacedBackend(REPLY, rate=110),
+                                      FakeBackend(REPLY, rate=110),
                                       settings(f"paced-{where}"), replies, in_group, pause))
         if with_model:
             from bot.app import create_backend

@@ -14,7 +14,8 @@ def last_user_text(request: GenerationRequest) -> str:
 
 
 class FakeBackend:
-    """Replies with ``reply(request)``, streamed in pieces of ``piece_chars`` characters.
+    """Replies with ``reply(request)``, streamed in pieces of ``piece_chars`` characters
+    (``rate`` pieces per second if given).
 
     ``gate``, when set, must be released (``release()``) for each job before it streams,
     so tests control exactly when jobs run. ``requests`` records every request started.
@@ -30,12 +31,14 @@ class FakeBackend:
         max_parallel: int = 1,
         gated: bool = False,
         fail_with: str | None = None,
+        rate: float | None = None,
     ) -> None:
         self._reply = reply
         self.piece_chars = piece_chars
         self.max_parallel = max_parallel
         self.gated = gated
         self.fail_with = fail_with
+        self.rate = rate
         self.requests: list[GenerationRequest] = []
         self.finished: list[GenerationRequest] = []
         self._gate: asyncio.Queue[None] = asyncio.Queue()
@@ -74,6 +77,7 @@ class FakeBackend:
             raise InferenceError(self.fail_with)
         text = self.text_for(request)
         for start in range(0, len(text), self.piece_chars):
-            await asyncio.sleep(0)
+            # ``rate`` pieces per second stands in for a model's pace; else no delay.
+            await asyncio.sleep(1 / self.rate if self.rate else 0)
             yield text[start : start + self.piece_chars]
         self.finished.append(request)
