@@ -17,3 +17,14 @@ os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 def model_path() -> Path:
     """The bundled SmolLM2 model (installed by make)."""
     return Settings(_env_file=None).model_path()  # type: ignore[call-arg]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Close the /dev/null files llama_cpp opens at import, so exit prints no warning."""
+    import sys
+
+    utils = sys.modules.get("llama_cpp._utils")
+    for name in ("outnull_file", "errnull_file"):
+        handle = getattr(utils, name, None)
+        if handle is not None:
+            handle.close()

@@ -196,7 +196,12 @@ class LlamaBackend:
             except InferenceError as error:
                 put("error", str(error))
             except ValueError as error:
-                put("error", f"The prompt does not fit the model's context window ({error}).")
+                if "context window" in str(error):
+                    put("error", "The prompt does not fit the model's context window; "
+                        "try /forget or a shorter message.")
+                else:
+                    log.exception("generation failed")
+                    put("error", f"The model rejected the request ({error}).")
             except Exception as error:  # a failed job must never take the worker down
                 log.exception("generation failed")
                 put("error", f"The model failed while generating ({type(error).__name__}).")
