@@ -49,6 +49,7 @@ from bot.commands import parse_command
 from bot.errors import AdapterError, ConfigError
 from bot.messages import IncomingMessage, OutgoingMessage, SentMessage
 from bot.settings import Settings
+from bot.splitting import utf16_length
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,7 @@ class TelegramAdapter:
             edit_interval=settings.telegram_edit_interval,
             can_type=True,
             typing_interval=TYPING_INTERVAL,
+            measure=utf16_length,  # Telegram's 4,096 counts UTF-16 code units
         )
         self._outbox = Outbox(self.limits, clock, sleep)
         self._application: TelegramApp | None = None

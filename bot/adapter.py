@@ -22,6 +22,7 @@ class Capabilities:
         edit_interval: the minimum seconds between two edits of one reply.
         can_type: whether a typing indicator exists.
         typing_interval: how long one typing indication lasts, in seconds.
+        measure: how the platform counts a message's length (characters by default).
     """
 
     max_message_length: int
@@ -29,6 +30,7 @@ class Capabilities:
     edit_interval: float = 1.0
     can_type: bool = False
     typing_interval: float = 5.0
+    measure: Callable[[str], int] = len
 
 
 class Adapter(Protocol):

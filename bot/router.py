@@ -171,7 +171,8 @@ class Router:
         return mode
 
     async def _say(self, adapter: Adapter, message: IncomingMessage, reply: CommandReply) -> None:
-        for chunk in split_message(reply.text, adapter.capabilities.max_message_length):
+        caps = adapter.capabilities
+        for chunk in split_message(reply.text, caps.max_message_length, caps.measure):
             await adapter.send(
                 OutgoingMessage(in_reply_to=message, text=chunk, ephemeral=reply.ephemeral)
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 FENCE = "```"
 _SENTENCE_END = re.compile(r"[.!?…][\"')\]]*\s")
@@ -46,8 +47,29 @@ def _boundary(window: str) -> int:
     return len(window)
 
 
-def split_message(text: str, limit: int) -> list[str]:
-    """Split ``text`` into chunks of at most ``limit`` characters.
+def utf16_length(text: str) -> int:
+    """Length in UTF-16 code units, as Telegram counts it (an emoji counts 2)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _longest_prefix(text: str, room: int, measure: Callable[[str], int]) -> int:
+    """The most characters of ``text`` whose measured length fits ``room`` (at least 1)."""
+    if measure is len:
+        return max(1, min(room, len(text)))
+    low, high = 1, min(len(text), max(room, 1))
+    while low < high:
+        middle = (low + high + 1) // 2
+        if measure(text[:middle]) <= room:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def split_message(
+    text: str, limit: int, measure: Callable[[str], int] = len
+) -> list[str]:
+    """Split ``text`` into chunks whose ``measure`` (characters by default) is at most ``limit``.
 
     Cuts prefer paragraph, then line, then sentence, then word boundaries. A code block
     cut by a split is closed at the end of one chunk and reopened (with its language)
@@ -59,14 +81,14 @@ def split_message(text: str, limit: int) -> list[str]:
     rest = text
     reopen = ""
     while rest:
-        room = limit - len(reopen)
-        if len(rest) <= room:
+        room = limit - measure(reopen)
+        if measure(rest) <= room:
             chunk = reopen + rest
             if chunk.strip():
                 chunks.append(chunk)
             break
         # Keep room for closing a code block this chunk may leave open.
-        window = rest[: max(1, room - len(FENCE) - 1)]
+        window = rest[: _longest_prefix(rest, room - len(FENCE) - 1, measure)]
         cut = _boundary(window)
         piece, rest = rest[:cut], rest[cut:]
         chunk = reopen + piece

@@ -83,7 +83,7 @@ class ReplyStreamer:
         await self._sync(text, final=True)
 
     async def _sync(self, text: str, final: bool = False) -> None:
-        chunks = split_message(text, self._caps.max_message_length)
+        chunks = split_message(text, self._caps.max_message_length, self._caps.measure)
         if final:
             # Messages streamed beyond a shorter final text (a length cap cut it) are
             # emptied to a marker rather than left showing text that was taken back.

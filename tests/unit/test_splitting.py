@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.splitting import open_fence, split_message
+from bot.splitting import open_fence, split_message, utf16_length
 
 
 def test_short_text_is_one_chunk() -> None:
@@ -64,3 +64,12 @@ def test_inline_triple_backticks_are_not_a_fence() -> None:
     assert not any(c.startswith("```") or c.endswith("```") for c in chunks[1:])
     assert open_fence("```print(1)```") is None
     assert open_fence("```python\nx = 1") == "python"
+
+
+def test_utf16_measure_keeps_emoji_heavy_chunks_within_telegrams_limit() -> None:
+    text = ("🙂 smile " * 900).strip()  # each emoji is 2 UTF-16 code units
+    chunks = split_message(text, 4096, utf16_length)
+    assert all(0 < utf16_length(c) <= 4096 for c in chunks)
+    assert max(len(c) for c in split_message(text, 4096)) > 3500  # characters alone...
+    assert any(utf16_length(c) > 4096 for c in split_message(text, 4096))  # ...overflow
+    assert " ".join(chunks).split() == text.split()
