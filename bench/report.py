@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,16 +31,21 @@ def cells(row: Row) -> tuple[str, ...]:
     )
 
 
-def text_table(rows: list[Row]) -> str:
-    """A plain-text table for the terminal."""
-    lines = [HEADERS, *(cells(row) for row in rows)]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(HEADERS))]
+def columns(header: Sequence[str], lines: Iterable[Sequence[str]]) -> str:
+    """Aligned plain-text columns under ``header`` and a rule, for the terminal."""
+    table = [header, *lines]
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
     out = []
-    for index, line in enumerate(lines):
+    for index, line in enumerate(table):
         out.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip())
         if index == 0:
             out.append("  ".join("-" * w for w in widths))
     return "\n".join(out)
+
+
+def text_table(rows: list[Row]) -> str:
+    """A plain-text table for the terminal."""
+    return columns(HEADERS, (cells(row) for row in rows))
 
 
 def markdown_table(rows: list[Row]) -> str:

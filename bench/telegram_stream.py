@@ -20,6 +20,7 @@ from functools import partial
 from pathlib import Path
 
 from adapters.telegram import TelegramAdapter
+from bench.report import columns
 from bot.app import App
 from bot.backends.base import Backend
 from bot.settings import Settings
@@ -126,17 +127,12 @@ def print_table(rows: list[Row]) -> None:
     header = ("scenario", "replies", "first text ms", "of which adapter ms", "edits/reply",
               "sends/reply",
               "final text s", "429s")
-    lines = [header] + [
+    print(columns(header, [
         (r.scenario, str(r.replies), f"{r.first_text_ms:.0f}", f"{r.adapter_ms:.1f}",
          f"{r.edits:.1f}",
          f"{r.sends:.1f}", f"{r.reply_s:.2f}", str(r.rate_limited))
         for r in rows
-    ]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    for index, line in enumerate(lines):
-        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)))
-        if index == 0:
-            print("  ".join("-" * width for width in widths))
+    ]))
 
 
 def main() -> None:
