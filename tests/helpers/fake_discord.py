@@ -728,13 +728,19 @@ class FakeDiscord:
             return error(400, 40060, "Unknown Webhook: the interaction was not answered")
         return interaction
 
-    def _webhook_message(self, interaction: FakeInteraction, message_id: str
-                         ) -> FakeMessage | None:
+    def _webhook_message(self, request: web.Request) -> FakeMessage | web.Response:
+        """The interaction message a webhook route names, or the error Discord answers."""
+        target = self._webhook_target(request)
+        if isinstance(target, web.Response):
+            return target
+        message_id = request.match_info["message"]
         if message_id == "@original":
-            found = interaction.original
+            found = target.original
         else:
-            found = next((m for m in interaction.followups if m.id == message_id), None)
-        return None if found is None or found.deleted else found
+            found = next((m for m in target.followups if m.id == message_id), None)
+        if found is None or found.deleted:
+            return error(404, 10008, "Unknown Message")
+        return found
 
     async def _followup(self, request: web.Request) -> web.Response:
         target = self._webhook_target(request)
@@ -756,21 +762,15 @@ class FakeDiscord:
         return json_response(self._message_json(message))
 
     async def _get_webhook_message(self, request: web.Request) -> web.Response:
-        target = self._webhook_target(request)
-        if isinstance(target, web.Response):
-            return target
-        message = self._webhook_message(target, request.match_info["message"])
-        if message is None:
-            return error(404, 10008, "Unknown Message")
+        message = self._webhook_message(request)
+        if isinstance(message, web.Response):
+            return message
         return json_response(self._message_json(message))
 
     async def _patch_webhook_message(self, request: web.Request) -> web.Response:
-        target = self._webhook_target(request)
-        if isinstance(target, web.Response):
-            return target
-        message = self._webhook_message(target, request.match_info["message"])
-        if message is None:
-            return error(404, 10008, "Unknown Message")
+        message = self._webhook_message(request)
+        if isinstance(message, web.Response):
+            return message
         invalid = invalid_content(await read_json(request))
         if invalid is not None:
             return invalid
@@ -778,11 +778,8 @@ class FakeDiscord:
         return json_response(self._message_json(message))
 
     async def _delete_webhook_message(self, request: web.Request) -> web.Response:
-        target = self._webhook_target(request)
-        if isinstance(target, web.Response):
-            return target
-        message = self._webhook_message(target, request.match_info["message"])
-        if message is None:
-            return error(404, 10008, "Unknown Message")
+        message = self._webhook_message(request)
+        if isinstance(message, web.Response):
+            return message
         message.deleted = True
         return web.Response(status=204)
