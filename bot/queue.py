@@ -3,18 +3,21 @@
 Scheduling is round-robin between channels: the next job comes from the channel whose
 last job started longest ago (a channel never served goes first), so a channel with
 20 pending requests delays another channel's single request by at most one job. A channel
-runs one job at a time, so its replies are generated, and remembered, in order.
+runs one job at a time, so its replies are generated, and remembered, in order. Time
+comes from an injected ``clock`` and ``sleep`` (rate limits and job timeouts alike), so
+tests need no wall-clock waits.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -97,6 +100,7 @@ class InferenceQueue:
         user_window: float = 60.0,
         job_timeout: float = 180.0,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._backend = backend
         self._max_pending = max_pending
@@ -105,6 +109,7 @@ class InferenceQueue:
         self._user_window = user_window
         self._job_timeout = job_timeout
         self._clock = clock
+        self._sleep = sleep
         self._pending: dict[str, deque[Job]] = {}
         self._last_served: dict[str, int] = {}
         self._serial = itertools.count()
@@ -112,8 +117,6 @@ class InferenceQueue:
         self._running: dict[Job, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self._scheduler: asyncio.Task[None] | None = None
-        self.started_order: list[int] = []
-        """Job ids in the order they started (for inspection and tests)."""
 
     # -- public -------------------------------------------------------------------
 
@@ -231,7 +234,6 @@ class InferenceQueue:
                     del self._pending[job.channel]
                 self._last_served[job.channel] = next(self._serial)
                 job.started = True
-                self.started_order.append(job.id)
                 task = asyncio.create_task(self._run(job), name=f"job-{job.id}")
                 self._running[job] = task
                 # A done-callback, not a finally in _run: a task cancelled before its first
@@ -247,7 +249,7 @@ class InferenceQueue:
 
     async def _run(self, job: Job) -> None:
         try:
-            async with asyncio.timeout(self._job_timeout):
+            async with _deadline(self._job_timeout, self._sleep):
                 stream = self._backend.generate(job.request)
                 try:
                     async for piece in stream:
@@ -282,6 +284,37 @@ class InferenceQueue:
         task = self._running.get(job)
         if task is not None:
             task.cancel()
+
+
+@contextlib.asynccontextmanager
+async def _deadline(
+    seconds: float, sleep: Callable[[float], Awaitable[None]]
+) -> AsyncIterator[None]:
+    """Like ``asyncio.timeout``, but the time passes in an injected ``sleep``.
+
+    When ``seconds`` have slept, the task inside is cancelled and the block raises
+    ``TimeoutError``; a cancellation from elsewhere stays a cancellation.
+    """
+    task = asyncio.current_task()
+    if task is None:
+        raise RuntimeError("a deadline runs inside a task")
+    expired = False
+
+    async def expire() -> None:
+        nonlocal expired
+        await sleep(seconds)
+        expired = True
+        task.cancel()
+
+    timer = asyncio.create_task(expire(), name="cabot-job-deadline")
+    try:
+        yield
+    except asyncio.CancelledError as error:
+        if expired and task.uncancel() == 0:
+            raise TimeoutError from error
+        raise
+    finally:
+        timer.cancel()
 
 
 def _report_crash(task: asyncio.Task[None]) -> None:

@@ -19,11 +19,25 @@ from tests.helpers.fake_backend import FakeBackend
 
 
 class FakeClock:
+    """Time that passes only when the test advances it; sleepers wake as it passes."""
+
     def __init__(self) -> None:
         self.now = 1000.0
+        self._sleepers: list[tuple[float, asyncio.Future[None]]] = []
 
     def __call__(self) -> float:
         return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        wake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._sleepers.append((self.now + seconds, wake))
+        await wake
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+        for at, wake in self._sleepers:
+            if at <= self.now and not wake.done():
+                wake.set_result(None)
 
 
 def request(text: str = "hi") -> GenerationRequest:
@@ -47,6 +61,11 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
+def started(backend: FakeBackend, jobs: list[Job]) -> list[Job]:
+    """``jobs`` in the order the backend started them."""
+    return [next(j for j in jobs if j.request is r) for r in backend.requests]
+
+
 async def test_a_flooding_channel_delays_another_by_at_most_one_job() -> None:
     backend = FakeBackend(gated=True)
     queue = InferenceQueue(backend, max_pending=100, max_per_channel=50, user_rate=100)
@@ -57,8 +76,8 @@ async def test_a_flooding_channel_delays_another_by_at_most_one_job() -> None:
     backend.release(21)
     results = await asyncio.gather(*(collect(j) for j in [*flood, single]))
     await queue.stop()
-    order = queue.started_order
-    assert order.index(single.id) == 1  # only the job already running went first
+    order = started(backend, [*flood, single])
+    assert order.index(single) == 1  # only the job already running went first
     assert all(error is None for _, error, _ in results)
 
 
@@ -70,8 +89,8 @@ async def test_round_robin_between_three_channels() -> None:
     backend.release(9)
     await asyncio.gather(*(collect(j) for js in jobs.values() for j in js))
     await queue.stop()
-    channel_of = {j.id: c for c, js in jobs.items() for j in js}
-    assert "".join(channel_of[i] for i in queue.started_order) == "ABCABCABC"
+    order = started(backend, [j for js in jobs.values() for j in js])
+    assert "".join(j.channel for j in order) == "ABCABCABC"
 
 
 async def test_waiting_jobs_are_told_their_position() -> None:
@@ -122,14 +141,21 @@ async def test_per_user_rate_limit_with_a_fake_clock() -> None:
 
 
 async def test_a_job_past_its_timeout_fails_with_a_message_and_the_next_runs() -> None:
+    clock = FakeClock()
     backend = FakeBackend(gated=True)
-    queue = InferenceQueue(backend, job_timeout=0.05, user_rate=100)
+    queue = InferenceQueue(backend, job_timeout=30, user_rate=100, clock=clock,
+                           sleep=clock.sleep)
     await queue.start()
     stuck = queue.submit(request(), "A", "u")
     after = queue.submit(request(), "B", "u")
+    await backend.wait_for_requests(1)
+    clock.advance(29)
+    await settle()
+    assert not stuck.finished
+    clock.advance(1)
     _, error, _ = await collect(stuck)
     assert isinstance(error, JobTimeoutError)
-    assert "longer than 0.05 s" in str(error)
+    assert "longer than 30 s" in str(error)
     backend.release()
     text, error2, _ = await collect(after)
     await queue.stop()
@@ -152,7 +178,8 @@ async def test_cancel_waiting_and_running_jobs() -> None:
     assert isinstance(results[0][1], JobCancelledError)
     assert isinstance(results[1][1], JobCancelledError)
     assert results[2] == ("Hello from the fake backend.", None, [2, 1])
-    assert waiting.id not in queue.started_order
+    assert not waiting.started
+    assert waiting not in started(backend, [running, waiting, last])
 
 
 async def test_a_failing_job_fails_alone() -> None:
