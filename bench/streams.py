@@ -21,7 +21,7 @@ from bench.common import BenchConfig, RecordingBackend, Row, bench_app, median
 from bot.app import App
 from bot.backends.base import GenerationRequest
 from bot.backends.batched import BatchedBackend
-from bot.backends.engine import EngineStats
+from bot.backends.engine_job import EngineStats
 from bot.backends.llama import LlamaBackend
 from bot.messages import Scope
 

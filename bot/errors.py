@@ -2,7 +2,9 @@
 
 Every error cabot raises on purpose derives from ``CabotError``; ``str(error)`` is a
 sentence a moderator understands, naming what was wrong and what to do. Adapters
-translate SDK exceptions into ``AdapterError`` at their boundary.
+translate SDK exceptions into ``AdapterError`` at their boundary. A generation's errors
+cross from the engines' worker threads as these types (``bot.backends.bridge``): tell
+them apart with ``isinstance``, never by their text.
 
     CabotError                      (profiles.errors; root)
     ├── ProfileError                (profiles.errors)
@@ -15,6 +17,8 @@ translate SDK exceptions into ``AdapterError`` at their boundary.
     ├── PermissionDeniedError       a non-moderator tried a moderator command
     ├── CommandError                a command with bad arguments
     ├── InferenceError              a generation failed
+    │   ├── ContextOverflowError    the prompt does not fit the model's context window
+    │   ├── DecodeFailedError       llama.cpp could not evaluate a batch (llama_decode's code)
     │   ├── QueueFullError          too many waiting jobs (globally or in a channel)
     │   ├── RateLimitedError        one user sent too many requests
     │   ├── JobTimeoutError         a job ran past its wall-clock limit
@@ -41,6 +45,8 @@ __all__ = [
     "CommandError",
     "CompositionError",
     "ConfigError",
+    "ContextOverflowError",
+    "DecodeFailedError",
     "ForbiddenError",
     "InferenceError",
     "JobCancelledError",
@@ -80,6 +86,24 @@ class CommandError(CabotError):
 
 class InferenceError(CabotError):
     """A generation failed."""
+
+
+class ContextOverflowError(InferenceError):
+    """The prompt does not fit the model's context window."""
+
+
+class DecodeFailedError(InferenceError):
+    """llama.cpp could not evaluate a batch of tokens.
+
+    Args:
+        code: what ``llama_decode`` returned (1: no room left in the KV cache).
+        doing: what the model was doing, for the sentence ("generating", "reading the
+            prompt").
+    """
+
+    def __init__(self, code: int, doing: str = "generating") -> None:
+        super().__init__(f"The model failed while {doing} (llama_decode returned {code}).")
+        self.code = code
 
 
 class QueueFullError(InferenceError):

@@ -4,16 +4,18 @@ A word is banned wherever a word *starts* with it ("banana" also bans "Bananabug
 not "scrap" for "crap"), in any letter case and whatever tokenization the model tries:
 given the text generated so far, every token that would complete a banned word is
 forbidden (a logit bias of minus infinity) for the next step. The output filter in
-``bot.filters`` applies the same rule to the visible text.
+``bot.filters`` applies the same rule to the visible text. Both engines keep their
+processors in one ``BannedWordsCache``.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import numpy.typing as npt
+from cachetools import LRUCache
 
 _NEG_INF = float("-inf")
 
@@ -92,6 +94,39 @@ class BannedWords:
             if len(ids):
                 scores[ids] = _NEG_INF
         return scores
+
+
+class BannedWordsCache:
+    """A ``BannedWords`` per set of banned words; the ``size`` most recently used are kept.
+
+    Building one scans the whole vocabulary, so each profile's set is built once. Not
+    thread-safe: the engine's worker thread owns it.
+
+    Args:
+        vocab: the text of every token id, asked for only when a set is first built (so
+            it may be computed lazily).
+        detokenize: token ids to text.
+        size: how many sets to keep.
+    """
+
+    def __init__(
+        self,
+        vocab: Callable[[], Sequence[str]],
+        detokenize: Callable[[list[int]], str],
+        *,
+        size: int = 32,
+    ) -> None:
+        self._vocab = vocab
+        self._detokenize = detokenize
+        self._cache: LRUCache[tuple[str, ...], BannedWords] = LRUCache(maxsize=size)
+
+    def get(self, words: Iterable[str]) -> BannedWords:
+        """The processor for ``words`` (in any order)."""
+        key = tuple(sorted(words))
+        found = self._cache.get(key)
+        if found is None:
+            found = self._cache[key] = BannedWords(key, self._vocab(), self._detokenize)
+        return found
 
 
 def _is_word_char(char: str) -> bool:

@@ -10,13 +10,17 @@ between turns; a returning channel evaluates only its new tokens.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import AsyncGenerator
 from pathlib import Path
 
 from bot.backends.base import GenerationRequest
-from bot.backends.engine import BatchEngine, EngineJob, EventKind
+from bot.backends.bridge import ThreadBridge
+from bot.backends.engine import BatchEngine
+from bot.backends.engine_job import EngineJob
+from bot.backends.token_count import TokenCounter
 from bot.errors import InferenceError
 
 log = logging.getLogger(__name__)
@@ -62,6 +66,7 @@ class BatchedBackend:
             prefill_chunk=prefill_chunk,
         )
         self._started = False
+        self._counter = TokenCounter()
 
     @property
     def n_ctx(self) -> int:
@@ -70,7 +75,7 @@ class BatchedBackend:
     async def start(self) -> None:
         """Load the model in the engine's worker thread."""
         try:
-            await asyncio.wrap_future(self.engine.start())
+            model = await asyncio.wrap_future(self.engine.start())
         except InferenceError:
             raise
         except (ValueError, OSError, RuntimeError) as error:
@@ -79,48 +84,28 @@ class BatchedBackend:
                 "CABOT_PARALLEL or CABOT_N_CTX if memory is short."
             ) from None
         self._started = True
+        self._counter.open(lambda text: len(model.tokenize(text)))
 
     async def stop(self) -> None:
         """Stop the worker; running generations end with an error."""
+        self._counter.close()
         if self._started:
             self._started = False
             await asyncio.get_running_loop().run_in_executor(None, self.engine.stop)
 
     def count_tokens(self, text: str) -> int:
-        """Tokens of ``text`` (tokenizing reads only the vocabulary; safe beside decoding)."""
-        model = self.engine.model
-        if model is None:
-            raise InferenceError("The model is not loaded; start the backend first.")
-        return len(model.tokenize(text))
+        """Tokens of ``text``, each text tokenized once (see ``TokenCounter``).
+
+        Tokenizing reads only the vocabulary: safe beside the worker's decoding.
+        """
+        return self._counter(text)
 
     async def generate(self, request: GenerationRequest) -> AsyncGenerator[str, None]:
         """Stream the reply; closing the iterator frees its sequence at the next step."""
         if not self._started:
             raise InferenceError("The model is not loaded; start the backend first.")
-        loop = asyncio.get_running_loop()
-        events: asyncio.Queue[tuple[EventKind, str]] = asyncio.Queue()
-        job: EngineJob
-
-        def deliver(kind: EventKind, value: str) -> None:
-            try:
-                loop.call_soon_threadsafe(events.put_nowait, (kind, value))
-            except RuntimeError:  # the event loop is gone: nobody is reading any more
-                job.cancelled = True
-
-        job = EngineJob(request, deliver)
-        self.engine.submit(job)
-        ended = False
-        try:
-            while True:
-                kind, value = await events.get()
-                if kind == "text":
-                    yield value
-                    continue
-                ended = True
-                if kind == "error":
-                    raise InferenceError(value)
-                return
-        finally:
-            if not ended:
-                job.cancelled = True
-                self.engine.wake()
+        bridge = ThreadBridge(on_cancel=self.engine.wake)
+        self.engine.submit(EngineJob(request, bridge))
+        async with contextlib.aclosing(bridge.pieces()) as pieces:
+            async for piece in pieces:
+                yield piece

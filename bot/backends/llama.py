@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import os
-import threading
 from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bot.backends.banning import BannedWords
+from bot.backends.banning import BannedWordsCache
 from bot.backends.base import GenerationRequest
-from bot.backends.specials import ControlTokenGuard
-from bot.errors import InferenceError
+from bot.backends.bridge import ThreadBridge
+from bot.backends.control_tokens import ControlTokenGuard
+from bot.backends.token_count import TokenCounter
+from bot.errors import ContextOverflowError, InferenceError
 
 log = logging.getLogger(__name__)
+
 
 class LlamaBackend:
     """llama-cpp-python in one worker thread; tokens are streamed back to the event loop.
@@ -42,9 +46,8 @@ class LlamaBackend:
         self._executor: ThreadPoolExecutor | None = None
         self._llama: Any = None
         self._grammars: dict[str, Any] = {}
-        self._vocab_texts: list[str] | None = None
-        self._banned_cache: dict[tuple[str, ...], BannedWords] = {}
-        self._control_guard: ControlTokenGuard | None = None
+        self._banned = BannedWordsCache(lambda: self._vocab, self._detokenize)
+        self._counter = TokenCounter()
 
     @property
     def n_ctx(self) -> int:
@@ -61,6 +64,7 @@ class LlamaBackend:
                 f"Cannot load the model {self._model_path.name} ({error}); check that "
                 "CABOT_MODEL is a valid GGUF file."
             ) from None
+        self._counter.open(self._tokenize_count)
 
     def _load(self) -> Any:
         from llama_cpp import Llama
@@ -79,6 +83,7 @@ class LlamaBackend:
 
     async def stop(self) -> None:
         """Release the model once the running generation stops."""
+        self._counter.close()
         if self._executor is not None:
             executor, self._executor = self._executor, None
             await asyncio.get_running_loop().run_in_executor(None, executor.shutdown)
@@ -87,7 +92,11 @@ class LlamaBackend:
             llama.close()
 
     def count_tokens(self, text: str) -> int:
-        """Tokens of ``text`` (tokenizing reads only the vocabulary; safe beside decoding)."""
+        """Tokens of ``text``, each text tokenized once (see ``TokenCounter``)."""
+        return self._counter(text)
+
+    def _tokenize_count(self, text: str) -> int:
+        # Tokenizing reads only the vocabulary: safe beside the worker's decoding.
         return len(self._model().tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
     def _model(self) -> Any:
@@ -95,34 +104,21 @@ class LlamaBackend:
             raise InferenceError("The model is not loaded; start the backend first.")
         return self._llama
 
+    @functools.cached_property
     def _vocab(self) -> list[str]:
-        if self._vocab_texts is None:
-            llama = self._model()
-            self._vocab_texts = [
-                llama.detokenize([i]).decode("utf-8", errors="ignore")
-                for i in range(llama.n_vocab())
-            ]
-        return self._vocab_texts
+        """The generated text of every token id (control tokens as "")."""
+        llama = self._model()
+        return [self._detokenize([i]) for i in range(llama.n_vocab())]
 
+    @functools.cached_property
     def _guard(self) -> ControlTokenGuard:
-        if self._control_guard is None:
-            llama = self._model()
-            self._control_guard = ControlTokenGuard(
-                llama.detokenize([i], special=True).decode("utf-8", errors="ignore")
-                for i, text in enumerate(self._vocab())
-                if not text
-            )
-        return self._control_guard
+        return ControlTokenGuard.for_vocabulary(self._vocab, self._spelling)
 
     def _detokenize(self, tokens: list[int]) -> str:
         return str(self._model().detokenize(tokens).decode("utf-8", errors="ignore"))
 
-    def _banned_words(self, banned: tuple[str, ...]) -> BannedWords:
-        if banned not in self._banned_cache:
-            if len(self._banned_cache) > 32:
-                self._banned_cache.clear()
-            self._banned_cache[banned] = BannedWords(banned, self._vocab(), self._detokenize)
-        return self._banned_cache[banned]
+    def _spelling(self, token: int) -> str:
+        return str(self._model().detokenize([token], special=True).decode("utf-8", "ignore"))
 
     def _grammar(self, text: str) -> Any:
         from llama_cpp.llama_grammar import LlamaGrammar
@@ -141,10 +137,7 @@ class LlamaBackend:
         from llama_cpp import LogitsProcessorList
 
         args: dict[str, Any] = {
-            "messages": [
-                {"role": m.role, "content": self._guard().escape(m.content)}
-                for m in request.messages
-            ],
+            "messages": self._guard.chat_messages(request.messages),
             "temperature": request.temperature,
             "top_p": request.top_p,
             "top_k": request.top_k,
@@ -160,7 +153,7 @@ class LlamaBackend:
             args["logit_bias"] = dict(request.logit_bias)
         if request.banned:
             args["logits_processor"] = LogitsProcessorList(
-                [self._banned_words(tuple(sorted(request.banned)))]
+                [self._banned.get(request.banned)]
             )
         if request.grammar:
             args["grammar"] = self._grammar(request.grammar)
@@ -170,58 +163,53 @@ class LlamaBackend:
         """Stream the reply; closing the iterator stops generation at the next token."""
         if self._executor is None:
             raise InferenceError("The model is not loaded; start the backend first.")
-        loop = asyncio.get_running_loop()
-        pieces: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-        cancelled = threading.Event()
+        bridge = ThreadBridge()
+        future = asyncio.get_running_loop().run_in_executor(
+            self._executor, self._work, request, bridge
+        )
+        future.add_done_callback(_log_unexpected)
+        async with contextlib.aclosing(bridge.pieces()) as pieces:
+            async for piece in pieces:
+                yield piece
 
-        def put(kind: str, value: Any) -> None:
-            try:
-                loop.call_soon_threadsafe(pieces.put_nowait, (kind, value))
-            except RuntimeError:  # the loop closed while we were generating
-                cancelled.set()
-
-        def work() -> None:
-            if cancelled.is_set():
-                return
-            try:
-                llama = self._model()
-                stream = llama.create_chat_completion(**self._completion_args(request))
-                for chunk in stream:
-                    if cancelled.is_set():
-                        break
-                    text = chunk["choices"][0]["delta"].get("content")
-                    if text:
-                        put("text", text)
-                put("done", None)
-            except InferenceError as error:
-                put("error", str(error))
-            except ValueError as error:
-                if "context window" in str(error):
-                    put("error", "The prompt does not fit the model's context window; "
-                        "try /forget or a shorter message.")
-                else:
-                    log.exception("generation failed")
-                    put("error", f"The model rejected the request ({error}).")
-            except Exception as error:  # a failed job must never take the worker down
-                log.exception("generation failed")
-                put("error", f"The model failed while generating ({type(error).__name__}).")
-
-        future = loop.run_in_executor(self._executor, work)
+    def _work(self, request: GenerationRequest, bridge: ThreadBridge) -> None:
+        """Generate in the worker thread (a failed job must never take the worker down)."""
+        if bridge.cancelled:
+            return
         try:
-            while True:
-                kind, value = await pieces.get()
-                if kind == "text":
-                    yield value
-                elif kind == "done":
+            stream = self._model().create_chat_completion(**self._completion_args(request))
+            for chunk in stream:
+                if bridge.cancelled:
                     break
-                else:
-                    raise InferenceError(str(value))
-        finally:
-            cancelled.set()
-            future.add_done_callback(_log_unexpected)
+                text = chunk["choices"][0]["delta"].get("content")
+                if text:
+                    bridge.send(text)
+        except Exception as error:
+            bridge.fail(_translate(error))
+        else:
+            bridge.finish()
+
+
+def _translate(error: Exception) -> InferenceError:
+    """A llama-cpp-python exception as cabot's error.
+
+    llama-cpp-python raises plain ``ValueError`` and ``RuntimeError``; only the message
+    says that a prompt overflowed the context window, so this is the one place that
+    reads it.
+    """
+    if isinstance(error, InferenceError):
+        return error
+    if isinstance(error, ValueError) and "context window" in str(error):
+        return ContextOverflowError(
+            "The prompt does not fit the model's context window; try /forget or a "
+            "shorter message."
+        )
+    log.error("generation failed", exc_info=error)
+    if isinstance(error, ValueError):
+        return InferenceError(f"The model rejected the request ({error}).")
+    return InferenceError(f"The model failed while generating ({type(error).__name__}).")
 
 
 def _log_unexpected(future: asyncio.Future[None]) -> None:
     if not future.cancelled() and future.exception() is not None:
         log.error("worker job ended with %r", future.exception())
-

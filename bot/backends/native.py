@@ -9,6 +9,7 @@ tokenizing reads the vocabulary only and is safe from any thread.
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,20 +19,12 @@ import numpy as np
 import numpy.typing as npt
 
 from bot.backends.base import ChatMessage
-from bot.backends.specials import ControlTokenGuard
-from bot.errors import InferenceError
+from bot.backends.control_tokens import ControlTokenGuard
+from bot.errors import DecodeFailedError, InferenceError
 
 log = logging.getLogger(__name__)
 
 _PIECE_BUFFER = 256
-
-
-class DecodeError(RuntimeError):
-    """``llama_decode`` returned an error code (1: no room in the KV cache)."""
-
-    def __init__(self, code: int) -> None:
-        super().__init__(f"llama_decode returned {code}")
-        self.code = code
 
 
 class NativeModel:
@@ -55,8 +48,6 @@ class NativeModel:
         self.n_vocab = int(lc.llama_vocab_n_tokens(self.vocab))
         self.n_ctx_train = int(lc.llama_model_n_ctx_train(self.model))
         self._formatter = self._chat_formatter()
-        self._texts: list[str] | None = None
-        self._guard: ControlTokenGuard | None = None
 
     def _chat_formatter(self) -> Any:
         """The GGUF's chat template, rendered as ``Llama.create_chat_completion`` does."""
@@ -118,28 +109,19 @@ class NativeModel:
         """Whether ``token`` ends generation (end of turn or of text)."""
         return bool(self._lc.llama_vocab_is_eog(self.vocab, token))
 
+    @functools.cached_property
     def vocab_texts(self) -> list[str]:
-        """The generated text of every token id (computed once)."""
-        if self._texts is None:
-            self._texts = [
-                self.piece(i).decode("utf-8", errors="ignore") for i in range(self.n_vocab)
-            ]
-        return self._texts
+        """The generated text of every token id (computed once; control tokens as "")."""
+        return [self.piece(i).decode("utf-8", errors="ignore") for i in range(self.n_vocab)]
 
+    @functools.cached_property
     def control_guard(self) -> ControlTokenGuard:
         """Escapes control-token spellings in chat text (computed once)."""
-        if self._guard is None:
-            self._guard = ControlTokenGuard(
-                self.token_text(i) for i, text in enumerate(self.vocab_texts()) if not text
-            )
-        return self._guard
+        return ControlTokenGuard.for_vocabulary(self.vocab_texts, self.token_text)
 
     def chat_prompt(self, messages: Sequence[ChatMessage]) -> list[int]:
         """The prompt tokens for ``messages``, ending with the assistant's turn opening."""
-        guard = self.control_guard()
-        result = self._formatter(
-            messages=[{"role": m.role, "content": guard.escape(m.content)} for m in messages]
-        )
+        result = self._formatter(messages=self.control_guard.chat_messages(messages))
         return self.tokenize(result.prompt, special=True)
 
 
@@ -215,7 +197,7 @@ class NativeContext:
         """Evaluate ``(seq_id, position, token, wants_logits)`` entries in one call.
 
         Raises:
-            DecodeError: llama.cpp refused or failed the batch.
+            DecodeFailedError: llama.cpp refused or failed the batch.
         """
         n = len(entries)
         if not 0 < n <= self.n_batch:
@@ -226,16 +208,13 @@ class NativeContext:
             self._pos[i] = position
             seq_ids[i][0] = seq_id
             self._logits[i] = logits
-        self._batch.n_tokens = n
-        code = int(self._lc.llama_decode(self.ctx, self._batch))
-        if code != 0:
-            raise DecodeError(code)
+        self._run(n)
 
     def decode_chunk(self, seq_id: int, start: int, tokens: Sequence[int]) -> None:
         """Evaluate prompt ``tokens`` of one sequence from position ``start``; logits for the last.
 
         Raises:
-            DecodeError: llama.cpp refused or failed the chunk.
+            DecodeFailedError: llama.cpp refused or failed the chunk.
         """
         n = len(tokens)
         if not 0 < n <= self.n_batch:
@@ -247,10 +226,14 @@ class NativeContext:
             seq_ids[i][0] = seq_id
         self._logits[:n] = 0
         self._logits[n - 1] = 1
+        self._run(n)
+
+    def _run(self, n: int) -> None:
+        """Decode the first ``n`` entries of the batch buffer."""
         self._batch.n_tokens = n
         code = int(self._lc.llama_decode(self.ctx, self._batch))
         if code != 0:
-            raise DecodeError(code)
+            raise DecodeFailedError(code)
 
     def logits(self, index: int) -> npt.NDArray[np.single]:
         """A copy of the logits at batch ``index`` of the last decode (for tests)."""

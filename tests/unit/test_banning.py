@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bot.backends.banning import BannedWords
+from bot.backends.banning import BannedWords, BannedWordsCache
 
 VOCAB = ["", " ban", "ana", "Banana", " banana", "an", "a", "b", " BAN", "ANA", "s", " ",
          "(banana", "scrap", " crap", "py", "!", "bug", " big", " heck", "ban"]
@@ -69,3 +69,23 @@ def test_phrases_are_blocked_across_words() -> None:
     banned(np.array([16], dtype=np.intc), scores)
     assert scores[VOCAB.index(" heck")] == 0
 
+
+
+def test_the_cache_builds_each_set_once_in_any_order_and_keeps_the_latest() -> None:
+    vocab_reads = 0
+
+    def vocab() -> list[str]:
+        nonlocal vocab_reads
+        vocab_reads += 1
+        return VOCAB
+
+    cache = BannedWordsCache(vocab, decode, size=2)
+    assert vocab_reads == 0  # the vocabulary is read only when a set is first built
+    first = cache.get(["crap", "banana"])
+    assert cache.get(("banana", "crap")) is first
+    second = cache.get(["heck"])
+    cache.get(["banana", "crap"])  # the first set is now the most recently used
+    cache.get(["big"])
+    assert cache.get(["banana", "crap"]) is first
+    assert cache.get(["heck"]) is not second  # evicted, rebuilt
+    assert vocab_reads == 4

@@ -1,0 +1,318 @@
+"""One step of continuous batching: admission, decoding, sampling and endings of jobs.
+
+``ContinuousBatch`` is the batched engine's state between steps (see ``engine`` for the
+worker thread that runs it). Each ``step``
+
+1. drops cancelled jobs,
+2. admits waiting jobs into free sequences (a returning channel keeps the resident KV
+   of its earlier prompts and evaluates the rest; a new one may copy a shared prefix),
+3. evaluates the last sampled token of every generating sequence in one ``llama_decode``
+   call and samples each sequence's next token with its own sampler chain,
+4. evaluates one chunk of one newcomer's prompt in a second call, so a long prompt
+   delays the others' next token by one chunk rather than by the whole prompt.
+
+Prompt chunks get their own call because llama.cpp splits a mixed batch so that part of
+a chunk would be computed token by token, with different rounding (see ``sessions``).
+
+A job that fails (a bad grammar, a prompt too long, a failed decode or filter) ends
+with its typed error for that job only; the others carry on.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import Iterable
+
+import numpy as np
+
+from bot.backends.banning import BannedWordsCache
+from bot.backends.engine_job import EngineJob, EngineStats
+from bot.backends.native import NativeContext, NativeModel
+from bot.backends.sampling import SequenceSampler
+from bot.backends.sessions import SlotTable, next_chunk
+from bot.backends.text_stream import StopTextStream
+from bot.errors import (
+    ContextOverflowError,
+    DecodeFailedError,
+    InferenceError,
+    JobCancelledError,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SEED = 0xFFFFFFFF  # LLAMA_DEFAULT_SEED: llama.cpp picks a random seed
+
+
+class ContinuousBatch:
+    """The jobs sharing one llama.cpp context, advanced one ``step`` at a time.
+
+    Used by the engine's worker thread only.
+
+    Args:
+        model: the loaded model.
+        ctx: its context, with a sequence per slot of ``table``.
+        table: which conversation lives in which sequence.
+        stats: counters to update.
+        prefill_chunk: prompt tokens a newcomer evaluates per step while others generate.
+    """
+
+    def __init__(
+        self,
+        model: NativeModel,
+        ctx: NativeContext,
+        table: SlotTable,
+        stats: EngineStats,
+        *,
+        prefill_chunk: int,
+    ) -> None:
+        self._model = model
+        self._ctx = ctx
+        self._table = table
+        self._stats = stats
+        self._prefill_chunk = prefill_chunk
+        self._waiting: deque[EngineJob] = deque()
+        self._active: list[EngineJob] = []
+        self._serial = itertools.count(1)
+        self._banned = BannedWordsCache(lambda: model.vocab_texts, model.detokenize)
+
+    def has_work(self) -> bool:
+        """Whether a job waits or runs (a step would do something)."""
+        return bool(self._active or self._waiting)
+
+    def add(self, jobs: Iterable[EngineJob]) -> None:
+        """Queue ``jobs``; they are admitted in order as sequences free up."""
+        self._waiting.extend(jobs)
+
+    def step(self) -> None:
+        """Drop cancelled jobs, admit waiting ones, and advance every running job."""
+        self._drop_cancelled()
+        self._admit()
+        if self._active:
+            self._advance_all()
+
+    def fail_running(self) -> None:
+        """A step failed unexpectedly: end every running job with an error."""
+        message = "The model failed while generating; try again."
+        for job in list(self._active):
+            try:
+                self._fail(job, InferenceError(message), forget=True)
+            except Exception:
+                log.exception("could not clean up after a failed step")
+                if job in self._active:
+                    self._active.remove(job)
+                job.events.fail(InferenceError(message))
+
+    def close(self, also: Iterable[EngineJob]) -> None:
+        """End every job (and ``also`` these, not yet added): cabot is shutting down."""
+        for job in [*self._active, *self._waiting, *also]:
+            if job.sampler is not None:
+                job.sampler.close()
+            job.events.fail(JobCancelledError("cabot is shutting down; the reply was stopped."))
+        self._active.clear()
+        self._waiting.clear()
+
+    # -- admission ----------------------------------------------------------------------
+
+    def _admit(self) -> None:
+        while self._waiting:
+            job = self._waiting[0]
+            if not job.prompt:
+                try:
+                    self._prepare(job)
+                except Exception as error:
+                    self._waiting.popleft()
+                    self._reject(job, error, "preparing a generation failed", "; try again")
+                    continue
+            lease = self._table.acquire(job.request.session, job.prompt)
+            if lease is None:
+                return  # every sequence is busy; the job waits for one to finish
+            self._waiting.popleft()
+            if lease.evicted is not None:
+                self._stats.evictions += 1
+                log.debug("evicted %s from sequence %d", lease.evicted, lease.slot.seq_id)
+            self._stats.reused_tokens += lease.keep
+            if lease.source is not None:
+                self._stats.copies += 1
+                self._ctx.copy(lease.source.seq_id, lease.slot.seq_id)
+            self._ctx.forget(lease.slot.seq_id, lease.keep)
+            job.slot = lease.slot
+            job.evaluated = lease.keep
+            job.serial = next(self._serial)
+            try:
+                job.sampler = self._sampler_for(job)
+            except Exception as error:
+                self._table.release(lease.slot)
+                self._reject(job, error, "building a sampler failed")
+                continue
+            self._active.append(job)
+
+    def _reject(self, job: EngineJob, error: Exception, what: str, advice: str = "") -> None:
+        """``job`` could not start: its own error, or a sentence naming an unexpected one."""
+        self._stats.failures += 1
+        if not isinstance(error, InferenceError):
+            log.error(what, exc_info=error)
+            error = InferenceError(
+                f"The model could not start this reply ({type(error).__name__}){advice}."
+            )
+        job.events.fail(error)
+
+    def _prepare(self, job: EngineJob) -> None:
+        """Tokenize the prompt and check that it fits (done once per job)."""
+        request = job.request
+        try:
+            prompt = self._model.chat_prompt(request.messages)
+        except Exception as error:  # jinja raises for messages the template rejects
+            raise InferenceError(
+                f"The model's chat template rejected the conversation ({error})."
+            ) from None
+        limit = self._ctx.n_ctx_seq
+        if len(prompt) >= limit:
+            raise ContextOverflowError(
+                "The prompt does not fit the model's context window (Requested tokens "
+                f"({len(prompt)}) exceed context window of {limit})."
+            )
+        room = limit - len(prompt)
+        job.max_new = min(request.max_tokens, room) if request.max_tokens > 0 else room
+        job.prompt = prompt
+        job.text = StopTextStream(request.stop)
+        job.history = np.zeros(len(prompt) + job.max_new + 1, dtype=np.intc)
+        for token in prompt:
+            job.remember(token)
+
+    def _sampler_for(self, job: EngineJob) -> SequenceSampler:
+        request = job.request
+        return SequenceSampler(
+            request,
+            vocab=self._model.vocab,
+            n_vocab=self._model.n_vocab,
+            history=job.seen,
+            processor=self._banned.get(request.banned) if request.banned else None,
+            seed=request.seed if request.seed is not None else DEFAULT_SEED,
+        )
+
+    # -- one step -----------------------------------------------------------------------
+
+    def _drop_cancelled(self) -> None:
+        for job in [j for j in self._waiting if j.cancelled]:
+            self._waiting.remove(job)
+            job.events.finish()
+        for job in [j for j in self._active if j.cancelled]:
+            self._finish(job)
+
+    def _advance_all(self) -> None:
+        self._stats.steps += 1
+        feeding = [job for job in self._active if job.pending is not None]
+        if feeding:
+            self._stats.peak_batch = max(self._stats.peak_batch, len(feeding))
+            self._decode_generating(feeding)
+        prefilling = [job for job in self._active if job.prefilling and not job.cancelled]
+        if prefilling:
+            job = min(prefilling, key=lambda j: j.serial)
+            # Alone, a prompt is evaluated at full speed; beside running streams, in chunks.
+            others = any(j.pending is not None for j in self._active)
+            self._prefill(job, self._prefill_chunk if others else self._ctx.n_batch)
+
+    def _decode_generating(self, jobs: list[EngineJob]) -> None:
+        entries = []
+        for job in jobs:
+            assert job.slot is not None and job.pending is not None
+            entries.append((job.slot.seq_id, job.evaluated, job.pending, True))
+        started = time.perf_counter()
+        try:
+            self._ctx.decode(entries)
+            self._stats.generate_seconds += time.perf_counter() - started
+            self._stats.generated_tokens += len(entries)
+        except DecodeFailedError as error:
+            log.warning("a batch of %d failed (code %d); retrying each sequence alone",
+                        len(jobs), error.code)
+            for job in jobs:
+                assert job.slot is not None and job.pending is not None
+                self._ctx.forget(job.slot.seq_id, job.evaluated)
+                try:
+                    self._ctx.decode([(job.slot.seq_id, job.evaluated, job.pending, True)])
+                except DecodeFailedError as alone:
+                    self._fail(job, alone, forget=True)
+                    continue
+                self._advance(job, 0)
+            return
+        for index, job in enumerate(jobs):
+            self._advance(job, index)
+
+    def _advance(self, job: EngineJob, index: int) -> None:
+        """The pending token was evaluated at batch ``index``: sample the next one."""
+        assert job.slot is not None and job.pending is not None
+        job.slot.tokens.append(job.pending)
+        job.evaluated += 1
+        job.pending = None
+        self._sample(job, index)
+
+    def _prefill(self, job: EngineJob, limit: int) -> None:
+        assert job.slot is not None
+        start = job.evaluated
+        size = next_chunk(len(job.prompt) - start, min(limit, self._ctx.n_batch))
+        chunk = job.prompt[start : start + size]
+        started = time.perf_counter()
+        try:
+            self._ctx.decode_chunk(job.slot.seq_id, start, chunk)
+        except DecodeFailedError as error:
+            self._fail(job, DecodeFailedError(error.code, "reading the prompt"), forget=True)
+            return
+        self._stats.prompt_seconds += time.perf_counter() - started
+        self._stats.prompt_tokens += size
+        job.slot.tokens.extend(chunk)
+        job.slot.exact = len(job.slot.tokens)
+        job.evaluated += size
+        if job.evaluated == len(job.prompt):
+            self._sample(job, size - 1)
+
+    def _sample(self, job: EngineJob, index: int) -> None:
+        assert job.sampler is not None
+        try:
+            token = job.sampler.sample(self._ctx.ctx, index)
+        except InferenceError as error:
+            self._fail(job, error)
+            return
+        if self._model.is_end(token):
+            self._finish(job)
+            return
+        job.remember(token)
+        job.generated += 1
+        text = job.text.feed(self._model.piece(token))
+        if text:
+            job.events.send(text)
+        if job.text.stopped or job.generated >= job.max_new:
+            self._finish(job)
+            return
+        job.pending = token
+
+    # -- endings ------------------------------------------------------------------------
+
+    def _end(self, job: EngineJob) -> None:
+        if job in self._active:
+            self._active.remove(job)
+        if job.sampler is not None:
+            job.sampler.close()
+            job.sampler = None
+
+    def _finish(self, job: EngineJob) -> None:
+        self._end(job)
+        rest = job.text.finish() if not job.cancelled else ""
+        if job.slot is not None:
+            self._table.release(job.slot)
+        if rest:
+            job.events.send(rest)
+        job.events.finish()
+
+    def _fail(self, job: EngineJob, error: InferenceError, *, forget: bool = False) -> None:
+        self._stats.failures += 1
+        self._end(job)
+        if job.slot is not None:
+            if forget:
+                # The failed sequence's KV is unknown: empty it so no one reuses it.
+                self._ctx.forget(job.slot.seq_id)
+                self._table.forget(job.slot)
+            self._table.release(job.slot)
+        job.events.fail(error)
