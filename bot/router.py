@@ -14,8 +14,8 @@ from bot.backends.base import Backend, ChatMessage, GenerationRequest
 from bot.commands import SAMPLING_DEFAULTS, CommandHandler, CommandReply, parse_command
 from bot.errors import AdapterError, CabotError, InferenceError
 from bot.filters import OutputFilter, refusal_for
-from bot.memory import PromptBudget, fit_prompt
 from bot.messages import IncomingMessage, OutgoingMessage, Scope
+from bot.prompt_fit import PromptBudget, fit_prompt
 from bot.queue import InferenceQueue
 from bot.resolution import ProfileResolver
 from bot.splitting import split_message

@@ -1,4 +1,9 @@
-"""Conversation memory: fitting a channel's history into the model's context window."""
+"""Prompt fitting: a channel's system prompt, history and new message within the context window.
+
+Counting tokens runs on the event loop; backends answer each text's count once and
+remember it (``bot.backends.token_count``), and cutting an overlong text down to size
+needs only a handful of counts.
+"""
 
 from __future__ import annotations
 
@@ -39,20 +44,44 @@ class FittedPrompt:
 
 def truncate_to_tokens(text: str, limit: int, count_tokens: Callable[[str], int]) -> str:
     """The longest prefix of ``text`` (cut at a word where possible) within ``limit`` tokens."""
-    if count_tokens(text) <= limit:
+    total = count_tokens(text)
+    if total <= limit:
         return text
-    low, high = 0, len(text)
-    while low < high:
-        middle = (low + high + 1) // 2
-        if count_tokens(text[:middle]) <= limit:
-            low = middle
-        else:
-            high = middle - 1
+    low = _longest_prefix(text, limit, total, count_tokens)
     cut = text[:low]
     space = cut.rfind(" ")
     if space > low * 0.8:
         cut = cut[:space]
     return cut
+
+
+def _longest_prefix(text: str, limit: int, total: int, count_tokens: Callable[[str], int]) -> int:
+    """The length of the longest prefix of ``text`` within ``limit`` tokens (``total`` > limit).
+
+    Tokens grow about evenly with the text, so each probe is placed where the count would
+    cross ``limit`` if they did exactly, between a prefix that fits and one that does not:
+    a long text is tokenized a handful of times rather than once per halving. Two probes
+    in a row on the same side (uneven text) make the next one halve the range instead.
+    """
+    low, low_count = 0, 0  # fits
+    high, high_count = len(text), total  # does not fit
+    last_fitted: bool | None = None
+    halve = False
+    while high - low > 1:
+        if halve:
+            probe = (low + high) // 2
+        else:
+            share = (limit + 0.5 - low_count) / (high_count - low_count)
+            probe = min(max(low + round(share * (high - low)), low + 1), high - 1)
+        count = count_tokens(text[:probe])
+        fitted = count <= limit
+        if fitted:
+            low, low_count = probe, count
+        else:
+            high, high_count = probe, count
+        halve = not halve and fitted == last_fitted
+        last_fitted = fitted
+    return low
 
 
 def fit_prompt(

@@ -1,8 +1,10 @@
-"""Fitting a channel's history into the context window."""
+"""Prompt fitting: a channel's history and new message within the context window."""
 
 from __future__ import annotations
 
-from bot.memory import TRUNCATION_NOTICE, PromptBudget, fit_prompt
+import pytest
+
+from bot.prompt_fit import TRUNCATION_NOTICE, PromptBudget, fit_prompt, truncate_to_tokens
 
 
 def words(text: str) -> int:
@@ -46,3 +48,29 @@ def test_overlong_system_prompt_never_raises() -> None:
     fitted = fit_prompt(system, [], "hi", PromptBudget(512, 128), words)
     assert fitted.messages[-1].content == "hi"
     assert sum(words(m.content) + 8 for m in fitted.messages) <= 512 - 128
+
+
+def longest_fitting_prefix(text: str, limit: int) -> int:
+    """The reference answer, by halving (word counts only grow with the prefix)."""
+    low, high = 0, len(text)
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if words(text[:middle]) <= limit else (low, middle - 1)
+    return low
+
+
+@pytest.mark.parametrize("limit", [1, 7, 300, 4999])
+def test_truncation_finds_the_longest_prefix_with_few_counts(limit: int) -> None:
+    text = " ".join(f"w{i}" * (1 + i % 5) for i in range(5000))
+    counted: list[str] = []
+
+    def counting(part: str) -> int:
+        counted.append(part)
+        return words(part)
+
+    cut = truncate_to_tokens(text, limit, counting)
+    best = longest_fitting_prefix(text, limit)
+    assert text.startswith(cut) and words(cut) <= limit
+    assert best - len(cut) <= best * 0.2  # cut back to a word boundary, no further
+    assert cut == text[:best] or cut == text[:best].rsplit(" ", 1)[0]
+    assert len(counted) <= 12  # halving alone takes 17
