@@ -21,7 +21,7 @@ from adapters.discord import DiscordAdapter
 from bench.report import columns
 from bot.app import App
 from bot.backends.base import Backend
-from tests.helpers.apps import make_settings
+from tests.helpers.apps import discord_settings, make_settings
 from tests.helpers.fake_backend import FakeBackend
 from tests.helpers.fake_discord import FakeDiscord
 
@@ -46,13 +46,10 @@ async def measure(name: str, backend: Backend, folder: Path, replies: int) -> Ro
         owner = fake.make_user("owner")
         guild = fake.add_guild("bench", owner)
         channel = fake.add_channel(guild, "general")
-        settings = make_settings(
-            folder, db=folder / f"{abs(hash(name))}.db",
-            discord_token=fake.token, discord_api_url=fake.api_url,
-            discord_gateway_url=fake.gateway_url,
-        )
-        app = App(settings, backend=backend)
-        adapter = DiscordAdapter(settings, library=app.resolver.library_for,
+        app = App(make_settings(folder, db=folder / f"{abs(hash(name))}.db"), backend=backend)
+        discord = discord_settings(token=fake.token, api_url=fake.api_url,
+                                   gateway_url=fake.gateway_url)
+        adapter = DiscordAdapter(discord, library=app.resolver.library_for,
                                  guild_ready_timeout=0.01)
         firsts, edits, sends, durations = [], [], [], []
         await app.start([adapter])

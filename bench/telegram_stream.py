@@ -24,7 +24,7 @@ from bench.report import columns
 from bot.app import App
 from bot.backends.base import Backend
 from bot.settings import Settings
-from tests.helpers.apps import make_settings
+from tests.helpers.apps import make_settings, telegram_settings
 from tests.helpers.fake_backend import FakeBackend
 from tests.helpers.fake_telegram import FakeTelegram
 
@@ -63,10 +63,8 @@ async def measure(name: str, backend: Backend, base: Settings, replies: int,
     fake.add_group(GROUP, "bench", owner=user)
     chat = GROUP if in_group else user["id"]
     prefix = "@cabot_test_bot " if in_group else ""
-    settings = Settings(_env_file=None, **{  # type: ignore[call-arg]
-        **base.model_dump(), "telegram_token": TOKEN, "telegram_base_url": fake.base_url})
-    app = App(settings, backend=backend)
-    adapter = TelegramAdapter(settings)
+    app = App(base, backend=backend)
+    adapter = TelegramAdapter(telegram_settings(token=TOKEN, base_url=fake.base_url))
     firsts, overheads, edits, sends, durations = [], [], [], [], []
     await app.start([adapter])
     try:

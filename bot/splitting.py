@@ -47,11 +47,6 @@ def _boundary(window: str) -> int:
     return len(window)
 
 
-def utf16_length(text: str) -> int:
-    """Length in UTF-16 code units, as Telegram counts it (an emoji counts 2)."""
-    return len(text.encode("utf-16-le")) // 2
-
-
 def _longest_prefix(text: str, room: int, measure: Callable[[str], int]) -> int:
     """The most characters of ``text`` whose measured length fits ``room`` (at least 1)."""
     if measure is len:

@@ -18,14 +18,14 @@ from typing import Any
 
 import pytest
 
-from adapters.discord import DiscordAdapter
+from adapters.discord import DiscordAdapter, DiscordSettings
 from bot.app import App
 from bot.backends.base import Backend, GenerationRequest
 from bot.errors import ConfigError
 from bot.messages import Scope
 from bot.splitting import FENCE
 from profiles import compose
-from tests.helpers.apps import make_app, make_settings
+from tests.helpers.apps import discord_settings, make_app
 from tests.helpers.fake_backend import FakeBackend, last_user_text
 from tests.helpers.fake_discord import (
     MANAGE_CHANNELS,
@@ -110,18 +110,24 @@ def world(fake: FakeDiscord) -> World:
 @asynccontextmanager
 async def running(
     tmp_path: Path, fake: FakeDiscord, backend: Backend, *, settings: JSON | None = None,
-    **options: Any,
+    discord: JSON | None = None, **options: Any,
 ) -> AsyncIterator[tuple[App, DiscordAdapter]]:
-    """An App with a DiscordAdapter connected to ``fake``."""
-    app = make_app(tmp_path, backend, discord_token=fake.token, discord_api_url=fake.api_url,
-                   discord_gateway_url=fake.gateway_url, **(settings or {}))
+    """An App (core ``settings``) with a DiscordAdapter (``discord`` settings) on ``fake``."""
+    app = make_app(tmp_path, backend, **(settings or {}))
     options.setdefault("guild_ready_timeout", 0.01)
-    adapter = DiscordAdapter(app.settings, library=app.resolver.library_for, **options)
+    adapter = DiscordAdapter(connected_to(fake, **(discord or {})),
+                             library=app.resolver.library_for, **options)
     await app.start([adapter])
     try:
         yield app, adapter
     finally:
         await app.stop()
+
+
+def connected_to(fake: FakeDiscord, **values: Any) -> DiscordSettings:
+    """Discord settings pointing at ``fake`` with its token (unless ``values`` say else)."""
+    return discord_settings(**{"token": fake.token, "api_url": fake.api_url,
+                               "gateway_url": fake.gateway_url, **values})
 
 
 def mention(fake: FakeDiscord) -> str:
@@ -194,7 +200,7 @@ async def test_a_direct_message_is_answered_in_its_own_community(
     async with running(tmp_path, fake, FakeBackend("Hello in private.")) as (app, _):
         asked = await fake.dm(world.member, "hi, no mention needed here")
         shown = await reply_to(fake, app, asked)
-        history = await app.store.history(
+        history = await app.store.conversations.history(
             Scope(platform="discord", community=f"dm-{world.member['id']}",
                   channel=asked.channel_id), 10)
     assert [m.content for m in shown] == ["Hello in private."]
@@ -211,7 +217,7 @@ async def test_slash_commands_work_in_a_direct_message(
             world.member, channel, "profile", "use", name="tutor"))
         scope = Scope(platform="discord", community=f"dm-{world.member['id']}",
                       channel=channel)
-        bindings = await app.store.bindings_for(scope)
+        bindings = await app.store.alignment.bindings_for(scope)
     assert done.content.startswith("This channel now uses profile 'tutor'")
     assert bindings["channel"].profile == "tutor", "people run their own DMs"
 
@@ -223,7 +229,7 @@ async def test_a_thread_the_client_never_saw_is_looked_up_for_its_parent(
         thread = fake.add_thread(world.guild, world.other, "created while connected")
         asked = await fake.say(world.member, thread, f"{mention(fake)} hello")
         shown = await reply_to(fake, app, asked)
-        history = await app.store.history(
+        history = await app.store.conversations.history(
             Scope(platform="discord", community=world.guild.id, channel=world.other,
                   thread=thread), 10)
     assert [m.content for m in shown] == ["In the new thread."]
@@ -278,8 +284,8 @@ async def test_a_moderator_switches_the_server_profile_with_a_slash_command(
         show = await fake.invoke(world.member, world.other, "profile", "show")
         (shown,) = await answers(fake, app, show)
         scope = Scope(platform="discord", community=world.guild.id, channel=world.other)
-        bindings = await app.store.bindings_for(scope)
-        audit = await app.store.audit_log("discord", world.guild.id)
+        bindings = await app.store.alignment.bindings_for(scope)
+        audit = await app.store.alignment.audit_log("discord", world.guild.id)
 
     assert not done.ephemeral, "a change is announced to the channel"
     assert "community now uses profile 'kids'" in done.content
@@ -304,8 +310,8 @@ async def test_a_non_moderator_is_refused_and_nothing_changes(
                                     name="kids", scope="community")
         (refused,) = await answers(fake, app, too_far)
         scope = Scope(platform="discord", community=world.guild.id, channel=world.general)
-        bindings = await app.store.bindings_for(scope)
-        audit = await app.store.audit_log("discord", world.guild.id)
+        bindings = await app.store.alignment.bindings_for(scope)
+        audit = await app.store.alignment.audit_log("discord", world.guild.id)
     assert refusal.ephemeral and refused.ephemeral
     assert refusal.content.startswith("Only moderators")
     assert refused.content.startswith("Only community moderators")
@@ -466,10 +472,8 @@ async def test_a_reply_deleted_while_streaming_is_posted_again(
     assert any(r.status == 404 for r in fake.requests_to("PATCH", "/messages/"))
 
 
-async def test_a_rejected_token_is_a_config_error(tmp_path: Path, fake: FakeDiscord) -> None:
-    settings = make_settings(tmp_path, discord_token="not-the-token",
-                             discord_api_url=fake.api_url, discord_gateway_url=fake.gateway_url)
-    adapter = DiscordAdapter(settings, guild_ready_timeout=0.01)
+async def test_a_rejected_token_is_a_config_error(fake: FakeDiscord) -> None:
+    adapter = DiscordAdapter(connected_to(fake, token="not-the-token"), guild_ready_timeout=0.01)
 
     async def sink(_message: object) -> None:
         raise AssertionError("no message expected")
@@ -478,13 +482,9 @@ async def test_a_rejected_token_is_a_config_error(tmp_path: Path, fake: FakeDisc
         await adapter.start(sink)
 
 
-async def test_a_missing_message_content_intent_is_a_config_error(
-    tmp_path: Path, fake: FakeDiscord
-) -> None:
+async def test_a_missing_message_content_intent_is_a_config_error(fake: FakeDiscord) -> None:
     fake.message_content = False
-    settings = make_settings(tmp_path, discord_token=fake.token, discord_api_url=fake.api_url,
-                             discord_gateway_url=fake.gateway_url)
-    adapter = DiscordAdapter(settings, guild_ready_timeout=0.01)
+    adapter = DiscordAdapter(connected_to(fake), guild_ready_timeout=0.01)
 
     async def sink(_message: object) -> None:
         raise AssertionError("no message expected")
@@ -497,7 +497,7 @@ async def test_a_sharded_client_connects_through_the_bot_gateway(
     tmp_path: Path, fake: FakeDiscord, world: World
 ) -> None:
     async with running(tmp_path, fake, FakeBackend("Sharded hello."),
-                       settings={"discord_sharded": True}) as (app, _):
+                       discord={"sharded": True}) as (app, _):
         asked = await fake.say(world.member, world.general, f"{mention(fake)} hi")
         shown = await reply_to(fake, app, asked)
     assert fake.requests_to("GET", "/gateway/bot")

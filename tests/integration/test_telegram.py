@@ -25,7 +25,7 @@ from adapters.telegram import TelegramAdapter
 from bot.app import App
 from bot.backends.base import Backend, GenerationRequest
 from bot.messages import Scope
-from tests.helpers.apps import make_app
+from tests.helpers.apps import make_app, telegram_settings
 from tests.helpers.fake_backend import FakeBackend, last_user_text
 from tests.helpers.fake_telegram import (
     ANONYMOUS_ADMIN,
@@ -84,7 +84,7 @@ class Bots:
         return [m.text for m in self.fake.bot_messages(chat_id, thread_id)]
 
     async def binding(self, scope: Scope) -> dict[str, str | None]:
-        found = await self.app.store.bindings_for(scope)
+        found = await self.app.store.alignment.bindings_for(scope)
         return {level: binding.profile for level, binding in found.items()}
 
 
@@ -95,18 +95,19 @@ async def running(
     *,
     clock: FakeClock | None = None,
     real_backend: Backend | None = None,
-    **settings: Any,
+    core: dict[str, Any] | None = None,
+    **telegram: Any,
 ) -> AsyncIterator[Bots]:
-    """cabot on Telegram against a fresh fake Bot API."""
+    """cabot (``core`` settings) on Telegram (``telegram`` settings) against a fresh fake."""
     fake = FakeTelegram(TOKEN, clock=clock or time.monotonic)
     await fake.start()
     backend = backend if backend is not None else FakeBackend()
-    app = make_app(tmp_path, real_backend or backend, telegram_token=TOKEN,
-                   telegram_base_url=fake.base_url, **settings)
+    app = make_app(tmp_path, real_backend or backend, **(core or {}))
+    settings = telegram_settings(token=TOKEN, base_url=fake.base_url, **telegram)
     if clock is not None:
-        adapter = TelegramAdapter(app.settings, clock=clock, sleep=clock.sleep)
+        adapter = TelegramAdapter(settings, clock=clock, sleep=clock.sleep)
     else:
-        adapter = TelegramAdapter(app.settings)
+        adapter = TelegramAdapter(settings)
     alice = fake.add_user(101, "Alice", "alice")
     bob = fake.add_user(102, "Bob", "bob")
     carol = fake.add_user(103, "Carol", "carol")
@@ -150,7 +151,7 @@ async def test_private_chat_gets_a_streamed_reply_within_the_edit_rate(tmp_path:
     reply = ("Paris is the capital of France. It sits on the Seine, and it has been the "
              "country's capital for most of the last thousand years. ") * 2
     backend = SlowBackend(reply, pause=0.015)
-    async with running(tmp_path, backend, telegram_edit_interval=0.1) as bots:
+    async with running(tmp_path, backend, edit_interval=0.1) as bots:
         await bots.say(bots.alice["id"], bots.alice, "What is the capital of France?")
 
         messages = bots.fake.bot_messages(bots.alice["id"])
@@ -223,7 +224,7 @@ async def test_an_admin_switches_the_group_profile(tmp_path: Path) -> None:
         await bots.say(GROUP, bots.carol, "/profile use kids")
         assert "now uses profile 'kids'" in bots.replies(GROUP)[-1]
         assert await bots.binding(group_scope()) == {"channel": "kids"}
-        audit = await bots.app.store.audit_log("telegram", str(GROUP))
+        audit = await bots.app.store.alignment.audit_log("telegram", str(GROUP))
         assert [(a.actor_id, a.actor_name, a.new) for a in audit] == [
             ("103", "Carol", "profile 'kids'")
         ]
@@ -244,8 +245,8 @@ async def test_a_non_admin_is_refused_and_the_store_is_unchanged(tmp_path: Path)
         await bots.say(GROUP, bots.bob, "/answer always")
         assert "Only moderators" in bots.replies(GROUP)[-1]
         assert await bots.binding(group_scope()) == {}
-        assert await bots.app.store.audit_log("telegram", str(GROUP)) == []
-        assert await bots.app.store.reply_mode(group_scope()) is None
+        assert await bots.app.store.alignment.audit_log("telegram", str(GROUP)) == []
+        assert await bots.app.store.conversations.reply_mode(group_scope()) is None
 
 
 async def test_in_a_private_chat_the_user_moderates_their_own_chat(tmp_path: Path) -> None:
@@ -262,7 +263,7 @@ async def test_anonymous_admin_is_accepted_and_a_foreign_sender_chat_refused(
         group = bots.fake.chats[GROUP]
         await bots.say(GROUP, ANONYMOUS_ADMIN, "/profile use kids", sender_chat=group)
         assert "now uses profile 'kids'" in bots.replies(GROUP)[-1]
-        audit = await bots.app.store.audit_log("telegram", str(GROUP))
+        audit = await bots.app.store.alignment.audit_log("telegram", str(GROUP))
         assert audit[0].actor_name == "an anonymous admin of Readers"
 
         channel = bots.fake.add_channel(-1005550000, "Some Channel")
@@ -278,7 +279,7 @@ async def test_anonymous_admin_is_accepted_and_a_foreign_sender_chat_refused(
 
 async def test_admin_list_is_cached_briefly(tmp_path: Path) -> None:
     clock = FakeClock()
-    async with running(tmp_path, clock=clock, telegram_admin_cache=60.0) as bots:
+    async with running(tmp_path, clock=clock, admin_cache=60.0) as bots:
         await bots.say(GROUP, bots.carol, "/profile use kids")
         bots.fake.admins[GROUP].discard(bots.carol["id"])  # Carol is demoted
         await bots.say(GROUP, bots.carol, "/profile use tutor")
@@ -422,7 +423,7 @@ async def test_a_429_on_an_edit_delays_it_and_the_final_text_arrives(tmp_path: P
     clock = FakeClock()
     reply = "First part of the answer. Second part of the answer. The end."
     backend = SlowBackend(reply, pause=0.005, piece_chars=6)
-    async with running(tmp_path, backend, clock=clock, telegram_edit_interval=0.0) as bots:
+    async with running(tmp_path, backend, clock=clock, edit_interval=0.0) as bots:
         bots.fake.flood_next("editMessageText", retry_after=4)
         await bots.say(bots.bob["id"], bots.bob, "answer in parts")
         assert bots.replies(bots.bob["id"]) == [reply]
@@ -437,7 +438,7 @@ async def test_message_not_modified_is_ignored(
     # The closing fence changes the markdown but not what Telegram shows.
     reply = "Look:\n```\nx = 1\n```"
     backend = SlowBackend(reply, pause=0.005, piece_chars=1)
-    async with running(tmp_path, backend, clock=FakeClock(), telegram_edit_interval=0.0) as bots:
+    async with running(tmp_path, backend, clock=FakeClock(), edit_interval=0.0) as bots:
         await bots.say(bots.bob["id"], bots.bob, "show code")
         assert bots.replies(bots.bob["id"]) == ["Look:\nx = 1"]
         refused = [c.description or "" for c in bots.fake.calls_to("editMessageText")
@@ -450,7 +451,7 @@ async def test_a_flood_wait_too_long_drops_the_reply_and_the_bot_keeps_running(
     tmp_path: Path,
 ) -> None:
     clock = FakeClock()
-    async with running(tmp_path, clock=clock, telegram_max_retry_wait=30.0) as bots:
+    async with running(tmp_path, clock=clock, max_retry_wait=30.0) as bots:
         bots.fake.flood_next("sendMessage", retry_after=300)
         await bots.say(bots.bob["id"], bots.bob, "hello?")
         assert bots.replies(bots.bob["id"]) == []
@@ -464,7 +465,7 @@ async def test_streaming_in_a_group_stays_within_20_messages_a_minute(tmp_path: 
     reply = " ".join(f"word{n}" for n in range(200))
     backend = SlowBackend(reply, pause=0.002, piece_chars=6)
     # No edit interval in the router: every piece asks for an edit, the adapter paces them.
-    async with running(tmp_path, backend, clock=clock, telegram_edit_interval=0.0) as bots:
+    async with running(tmp_path, backend, clock=clock, edit_interval=0.0) as bots:
         for n in range(3):
             await bots.say(GROUP, bots.bob, f"@cabot_test_bot tell me story {n}")
         assert bots.replies(GROUP) == [reply] * 3
@@ -520,7 +521,7 @@ async def test_removed_from_a_group_the_bot_logs_once_and_keeps_running(
 
 async def test_a_reply_deleted_while_streaming_is_posted_again(tmp_path: Path) -> None:
     backend = SlowBackend("One. Two. Three. Four. Five. Six. Seven.", pause=0.03, piece_chars=5)
-    async with running(tmp_path, backend, telegram_edit_interval=0.05) as bots:
+    async with running(tmp_path, backend, edit_interval=0.05) as bots:
         bots.fake.post(bots.bob["id"], bots.bob, "count")
         await bots.fake.wait_for(lambda: bool(bots.fake.bot_messages(bots.bob["id"])))
         first = bots.fake.bot_messages(bots.bob["id"])[0]
@@ -549,9 +550,29 @@ async def test_the_token_appears_in_no_log_line(
     assert SECRET not in caplog.text
 
 
+async def test_a_logger_created_after_start_prints_no_token_either(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with running(tmp_path) as bots:
+        # A library imported once the bot runs, under a name cabot has never heard of.
+        late = logging.getLogger("late_library.http")
+        url = f"{bots.fake.base_url}{TOKEN}/sendMessage"
+        late.debug("POST %s", url)
+        try:
+            raise ConnectionError(f"cannot reach {url}")
+        except ConnectionError:
+            late.exception("request failed")
+    records = [r for r in caplog.records if r.name == "late_library.http"]
+    assert [r.getMessage() for r in records] == [
+        f"POST {bots.fake.base_url}<telegram-token>/sendMessage", "request failed"]
+    assert SECRET not in caplog.text
+    assert f"cannot reach {bots.fake.base_url}<telegram-token>/sendMessage" in caplog.text
+
+
 async def test_webhook_mode_receives_signed_updates(tmp_path: Path) -> None:
-    async with running(tmp_path, telegram_webhook_url="http://127.0.0.1/telegram/hook",
-                       telegram_webhook_listen="127.0.0.1", telegram_webhook_port=0) as bots:
+    async with running(tmp_path, webhook_url="http://127.0.0.1/telegram/hook",
+                       webhook_listen="127.0.0.1", webhook_port=0) as bots:
         webhook = bots.fake.webhook
         assert webhook is not None and webhook["secret_token"]
         assert "edited_message" not in webhook["allowed_updates"]
@@ -589,8 +610,8 @@ async def test_the_real_model_streams_a_reply_in_a_private_chat(
 
     # One thread: on a shared 2-core machine two spinning llama.cpp threads can crawl.
     engine = LlamaBackend(model_path, n_ctx=1024, n_threads=1, cache_bytes=0)
-    async with running(tmp_path, real_backend=engine, n_ctx=1024, reply_tokens=48,
-                       telegram_edit_interval=0.2) as bots:
+    async with running(tmp_path, real_backend=engine, core={"n_ctx": 1024, "reply_tokens": 48},
+                       edit_interval=0.2) as bots:
         await bots.say(bots.bob["id"], bots.bob, "What is the capital of France?")
         messages = bots.fake.bot_messages(bots.bob["id"])
         assert len(messages) == 1
@@ -599,7 +620,7 @@ async def test_the_real_model_streams_a_reply_in_a_private_chat(
         assert shown.versions[-1] == shown.text
         assert all(c.ok for c in bots.fake.calls_to("sendMessage"))
         assert bots.fake.calls_to("sendChatAction")
-        history = await bots.app.store.history(Scope(
+        history = await bots.app.store.conversations.history(Scope(
             platform="telegram", community=str(bots.bob["id"]), channel=str(bots.bob["id"])), 10)
         assert [role for role, _ in history] == ["user", "assistant"]
 
@@ -630,7 +651,7 @@ async def test_a_waiting_question_gets_a_queue_notice_then_its_answer(tmp_path: 
     "```c++\nint main() { return 0 < 1; }\n```\n**done**",
 ])
 def test_rendered_html_always_parses_and_is_never_longer(markdown: str) -> None:
-    from adapters.telegram_render import to_html
+    from adapters.telegram.render import to_html
 
     rendered = to_html(markdown)
     if rendered.strip():
@@ -639,7 +660,7 @@ def test_rendered_html_always_parses_and_is_never_longer(markdown: str) -> None:
 
 
 def test_group_budget_bursts_then_paces_within_20_a_minute() -> None:
-    from adapters.telegram_limits import ChatBudget, FloodLimits
+    from adapters.telegram.limits import ChatBudget, FloodLimits
 
     clock = FakeClock()
     budget = ChatBudget(FloodLimits(edit_interval=1.0, group_per_minute=20), clock)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.splitting import open_fence, split_message, utf16_length
+from adapters.telegram.limits import utf16_length
+from bot.splitting import open_fence, split_message
 
 
 def test_short_text_is_one_chunk() -> None:

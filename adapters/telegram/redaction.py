@@ -2,9 +2,12 @@
 
 The token is part of every Bot API URL. httpx logs each request URL at INFO, and
 python-telegram-bot logs its API URL at DEBUG when a bot is built, so lowering httpx
-alone (as the CLI does) is not enough at ``CABOT_LOG_LEVEL=DEBUG``. While the adapter
-runs, the HTTP loggers are held at WARNING and every record of the libraries that see the
-token, and of cabot itself, is redacted before any handler formats it.
+alone (as the entry point does) is not enough at ``CABOT_LOG_LEVEL=DEBUG``. While the
+adapter runs, the HTTP loggers are held at WARNING and the token is redacted by a filter
+on the log *handlers*: every record reaches a handler whichever logger made it, so a
+logger created after the adapter started (by a library imported later, say) is covered
+too. Handlers are the root logger's and those of any logger that has its own; the entry
+point installs its handler before any adapter starts.
 """
 
 from __future__ import annotations
@@ -15,8 +18,6 @@ from collections.abc import Callable
 REDACTED = "<telegram-token>"
 QUIET = ("httpx", "httpcore")
 """Loggers whose INFO/DEBUG lines are request URLs: held at WARNING."""
-GUARDED_PREFIXES = ("httpx", "httpcore", "telegram", "adapters", "bot", "asyncio")
-"""Loggers (with their children) whose records are redacted."""
 
 
 class TokenRedactor(logging.Filter):
@@ -39,6 +40,7 @@ class TokenRedactor(logging.Filter):
             return True
         redacted = self._redact(message)
         if redacted != message:
+            # The record itself changes, so handlers after this one print no token either.
             record.msg, record.args = redacted, None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
@@ -47,21 +49,28 @@ class TokenRedactor(logging.Filter):
         return True
 
 
-def _guarded_loggers() -> list[logging.Logger]:
-    manager = logging.Logger.manager
-    names = set(GUARDED_PREFIXES) | {
-        name for name in manager.loggerDict
-        if name.split(".", 1)[0] in GUARDED_PREFIXES
-    }
-    return [logging.getLogger(name) for name in sorted(names)]
+def log_handlers() -> list[logging.Handler]:
+    """Every handler now installed: the root logger's, any other logger's, and the last
+    resort (what prints warnings when logging was never configured)."""
+    loggers = [logging.getLogger()] + [
+        logger for logger in logging.Logger.manager.loggerDict.values()
+        if isinstance(logger, logging.Logger)
+    ]
+    found: dict[int, logging.Handler] = {}
+    if logging.lastResort is not None:
+        found[id(logging.lastResort)] = logging.lastResort
+    for logger in loggers:
+        for handler in logger.handlers:
+            found.setdefault(id(handler), handler)
+    return list(found.values())
 
 
 def guard_token(token: str) -> Callable[[], None]:
     """Redact ``token`` from logs and quiet the HTTP loggers; returns the undo function."""
     redactor = TokenRedactor(token)
-    loggers = _guarded_loggers()
-    for logger in loggers:
-        logger.addFilter(redactor)
+    handlers = log_handlers()
+    for handler in handlers:
+        handler.addFilter(redactor)
     levels: dict[str, int] = {}
     for name in QUIET:
         logger = logging.getLogger(name)
@@ -70,8 +79,8 @@ def guard_token(token: str) -> Callable[[], None]:
             logger.setLevel(logging.WARNING)
 
     def undo() -> None:
-        for logger in loggers:
-            logger.removeFilter(redactor)
+        for handler in handlers:
+            handler.removeFilter(redactor)
         for name, level in levels.items():
             logging.getLogger(name).setLevel(level)
 

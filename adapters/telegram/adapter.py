@@ -32,24 +32,23 @@ from telegram.ext import (
     filters,
 )
 
-from adapters.telegram_admins import AdminCache
-from adapters.telegram_convert import (
+from adapters.telegram.admins import AdminCache
+from adapters.telegram.convert import (
     command_for_other_bot,
     normalise_command,
     sender_of,
     strip_mentions,
     to_incoming,
 )
-from adapters.telegram_limits import FloodLimits
-from adapters.telegram_logging import guard_token
-from adapters.telegram_outbox import Outbox, Sleep
-from adapters.telegram_webhook import WebhookServer, derived_secret
+from adapters.telegram.limits import FloodLimits, utf16_length
+from adapters.telegram.outbox import Outbox, Sleep
+from adapters.telegram.redaction import guard_token
+from adapters.telegram.settings import TelegramSettings
+from adapters.telegram.webhook import WebhookServer, derived_secret
 from bot.adapter import Capabilities, MessageSink
 from bot.commands import parse_command
 from bot.errors import AdapterError, ConfigError
 from bot.messages import IncomingMessage, OutgoingMessage, SentMessage
-from bot.settings import Settings
-from bot.splitting import utf16_length
 
 log = logging.getLogger(__name__)
 
@@ -92,29 +91,29 @@ class TelegramAdapter:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: TelegramSettings,
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        if settings.telegram_token is None:
+        if settings.token is None:
             raise ConfigError(
                 "CABOT_TELEGRAM_TOKEN is not set; create a bot with @BotFather and put its "
                 "token there (see docs/telegram.md)."
             )
         self._settings = settings
-        self._token = settings.telegram_token
+        self._token = settings.token
         self._clock = clock
         self._sleep = sleep
         self.limits = FloodLimits(
-            edit_interval=settings.telegram_edit_interval,
-            group_per_minute=settings.telegram_group_rate,
-            max_retry_wait=settings.telegram_max_retry_wait,
+            edit_interval=settings.edit_interval,
+            group_per_minute=settings.group_rate,
+            max_retry_wait=settings.max_retry_wait,
         )
         self.capabilities = Capabilities(
             max_message_length=MAX_MESSAGE_LENGTH,
             can_edit=True,
-            edit_interval=settings.telegram_edit_interval,
+            edit_interval=settings.edit_interval,
             can_type=True,
             typing_interval=TYPING_INTERVAL,
             measure=utf16_length,  # Telegram's 4,096 counts UTF-16 code units
@@ -135,10 +134,10 @@ class TelegramAdapter:
         """Connect to the Bot API, register the commands and start receiving updates."""
         token = self._token.get_secret_value()
         self._unguard = guard_token(token)  # before the bot exists: it logs its URL
-        webhook_url = self._settings.telegram_webhook_url
+        webhook_url = self._settings.webhook_url
         builder = ApplicationBuilder().token(token).concurrent_updates(True)
-        if self._settings.telegram_base_url:
-            builder = builder.base_url(self._settings.telegram_base_url)
+        if self._settings.base_url:
+            builder = builder.base_url(self._settings.base_url)
         if webhook_url:
             builder = builder.updater(None)
         application = builder.build()
@@ -159,7 +158,7 @@ class TelegramAdapter:
             self._admins = AdminCache(
                 application.bot.get_chat_administrators,
                 application.bot.get_chat_member,
-                self._settings.telegram_admin_cache,
+                self._settings.admin_cache,
                 self._clock,
             )
             await self._register_commands()
@@ -200,15 +199,15 @@ class TelegramAdapter:
     async def _start_webhook(self, url: str) -> None:
         assert self._application is not None
         settings = self._settings
-        secret = (settings.telegram_webhook_secret.get_secret_value()
-                  if settings.telegram_webhook_secret is not None
+        secret = (settings.webhook_secret.get_secret_value()
+                  if settings.webhook_secret is not None
                   else derived_secret(self._token.get_secret_value()))
         self._webhook = WebhookServer(
             self._application.bot,
             self._application.update_queue,
             urlparse(url).path,
-            settings.telegram_webhook_listen,
-            settings.telegram_webhook_port,
+            settings.webhook_listen,
+            settings.webhook_port,
             secret,
         )
         await self._webhook.start()

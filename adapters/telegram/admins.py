@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from cachetools import TTLCache
 from telegram import Chat, ChatMember, Message
 from telegram.error import TelegramError
 
@@ -19,6 +20,8 @@ log = logging.getLogger(__name__)
 ANONYMOUS_ADMIN_ID = 1087968824
 """GroupAnonymousBot: the sender of messages an anonymous administrator posts."""
 ADMIN_STATUSES = frozenset({ChatMember.OWNER, ChatMember.ADMINISTRATOR})
+CHATS_REMEMBERED = 1024
+"""Groups whose administrator list is kept at most (the least recently asked go first)."""
 
 FetchAdmins = Callable[[int], Awaitable[tuple[ChatMember, ...]]]
 FetchMember = Callable[[int, int], Awaitable[ChatMember]]
@@ -43,9 +46,9 @@ class AdminCache:
     ) -> None:
         self._fetch_admins = fetch_admins
         self._fetch_member = fetch_member
-        self._ttl = ttl
-        self._clock = clock
-        self._admins: dict[int, tuple[float, frozenset[int]]] = {}
+        self._admins: TTLCache[int, frozenset[int]] = TTLCache(
+            maxsize=CHATS_REMEMBERED, ttl=ttl, timer=clock
+        )
         self._fetching: dict[int, asyncio.Task[frozenset[int]]] = {}
         self.lookups = 0
         """API lookups made (for tests: the cache saves them)."""
@@ -87,8 +90,8 @@ class AdminCache:
 
     async def _admins_of(self, chat_id: int) -> frozenset[int] | None:
         cached = self._admins.get(chat_id)
-        if cached is not None and self._clock() < cached[0]:
-            return cached[1]
+        if cached is not None:
+            return cached
         task = self._fetching.get(chat_id)
         if task is None:
             # Commands arriving together share one lookup.
@@ -106,5 +109,5 @@ class AdminCache:
         self.lookups += 1
         members = await self._fetch_admins(chat_id)
         admins = frozenset(m.user.id for m in members if m.status in ADMIN_STATUSES)
-        self._admins[chat_id] = (self._clock() + self._ttl, admins)
+        self._admins[chat_id] = admins
         return admins

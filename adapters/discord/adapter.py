@@ -6,7 +6,7 @@ channel set to always answer: the core decides), turns slash commands into the c
 command text, and never lets model output ping anyone: ``AllowedMentions.none()`` on
 every request plus mentions neutralised in the text itself.
 
-Discord errors become ``AdapterError`` subclasses (``adapters.discord_requests``); the
+Discord errors become ``AdapterError`` subclasses (``adapters.discord.requests``); the
 core logs them once (the messages never contain the token) and keeps running.
 """
 
@@ -14,17 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import discord
+from cachetools import LRUCache
 from discord import app_commands
 
-from adapters.discord_client import Endpoints, make_client, no_pings
-from adapters.discord_commands import Interaction, build_commands
-from adapters.discord_convert import (
+from adapters.discord.client import Endpoints, make_client, no_pings
+from adapters.discord.commands import Interaction, build_commands
+from adapters.discord.convert import (
     INTERACTION_KEY,
     MESSAGE_KEY,
     PLATFORM,
@@ -33,11 +34,11 @@ from adapters.discord_convert import (
     is_chat,
     neutralize_mentions,
 )
-from adapters.discord_requests import InteractionReply, RequestGate
+from adapters.discord.requests import InteractionReply, RequestGate
+from adapters.discord.settings import DiscordSettings
 from bot.adapter import Capabilities, MessageSink
 from bot.errors import AdapterError, ConfigError
 from bot.messages import IncomingMessage, OutgoingMessage, SentMessage
-from bot.settings import Settings
 from profiles import Library, load_builtin_library
 
 log = logging.getLogger(__name__)
@@ -58,11 +59,11 @@ class DiscordAdapter:
     """cabot on Discord.
 
     Args:
-        settings: ``discord_token`` (required), ``discord_api_url``,
-            ``discord_gateway_url`` and ``discord_sharded`` are used.
+        settings: the configuration (``CABOT_DISCORD_*``); the token is required.
         library: where autocomplete finds profile and layer names for a community
             (e.g. ``app.resolver.library_for``); default: the built-in library plus
-            ``CABOT_LAYERS_DIR``.
+            ``layers_dir``.
+        layers_dir: extra layer files for the default ``library`` (``CABOT_LAYERS_DIR``).
         edit_interval: minimum seconds between two edits of a streamed reply.
         guild_ready_timeout: how long discord.py waits for guilds before "ready".
         start_timeout: how long ``start`` waits for the gateway to be ready.
@@ -75,16 +76,17 @@ class DiscordAdapter:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: DiscordSettings,
         *,
         library: LibraryLookup | None = None,
+        layers_dir: Path | None = None,
         edit_interval: float = 1.0,
         guild_ready_timeout: float = 2.0,
         start_timeout: float = 60.0,
         sync_commands: bool = True,
         max_ratelimit_timeout: float = MIN_RATELIMIT_TIMEOUT,
     ) -> None:
-        if settings.discord_token is None:
+        if settings.token is None:
             raise ConfigError(
                 "CABOT_DISCORD_TOKEN is not set; copy the bot token from the Discord "
                 "developer portal (Bot -> Reset Token) into it."
@@ -96,10 +98,10 @@ class DiscordAdapter:
             can_type=True,
             typing_interval=TYPING_INTERVAL,
         )
-        self._token = settings.discord_token
-        self._sharded = settings.discord_sharded
-        self._layers_dir = settings.layers_dir
-        self._endpoints = Endpoints(settings.discord_api_url, settings.discord_gateway_url)
+        self._token = settings.token
+        self._sharded = settings.sharded
+        self._layers_dir = layers_dir
+        self._endpoints = Endpoints(settings.api_url, settings.gateway_url)
         self._library = library
         self._builtin: Library | None = None
         self._guild_ready_timeout = guild_ready_timeout
@@ -112,9 +114,9 @@ class DiscordAdapter:
         self._runner: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._stopping = False
-        self._replied: OrderedDict[str, None] = OrderedDict()
+        self._replied: LRUCache[str, None] = LRUCache(maxsize=REPLIED_MEMORY)
         self._gate = RequestGate(deadline=self._max_ratelimit_timeout)
-        self._looked_up: OrderedDict[int, Any] = OrderedDict()
+        self._looked_up: LRUCache[int, Any] = LRUCache(maxsize=LOOKUP_CACHE)
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -253,8 +255,6 @@ class DiscordAdapter:
             log.debug("could not look up channel %s: %s", channel.id, error)
             return channel
         self._looked_up[channel.id] = found
-        while len(self._looked_up) > LOOKUP_CACHE:
-            self._looked_up.popitem(last=False)
         return found
 
     async def _run_command(self, interaction: Interaction, text: str, private: bool) -> None:
@@ -347,8 +347,6 @@ class DiscordAdapter:
         if message_id in self._replied:
             return False
         self._replied[message_id] = None
-        while len(self._replied) > REPLIED_MEMORY:
-            self._replied.popitem(last=False)
         return True
 
 

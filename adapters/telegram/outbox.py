@@ -17,13 +17,14 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from cachetools import LRUCache
 from telegram import Bot, LinkPreviewOptions, Message, ReplyParameters
 from telegram.constants import ChatAction, ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
 
-from adapters.telegram_convert import Target
-from adapters.telegram_limits import ChatBudget, FloodLimits
-from adapters.telegram_render import to_html
+from adapters.telegram.convert import Target
+from adapters.telegram.limits import ChatBudget, FloodLimits
+from adapters.telegram.render import to_html
 from bot.errors import AdapterError, ForbiddenError, MessageGoneError, PlatformRateLimitError
 from bot.messages import IncomingMessage, OutgoingMessage, SentMessage
 
@@ -31,6 +32,11 @@ log = logging.getLogger(__name__)
 
 MIN_WAIT = 0.001
 """Waits are at least this long, so rounding can never make a wait loop spin."""
+
+MOVED_MEMORY = 256
+"""Reposted replies (their text was held while someone deleted them) whose new id is kept."""
+GONE_MEMORY = 4096
+"""Chats the bot was removed from that are refused at once (a forgotten one costs one call)."""
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -80,10 +86,11 @@ class Outbox:
         self._budget = ChatBudget(limits, clock)
         self._bot: Bot | None = None
         self._closing = False
-        self._gone: set[int] = set()
+        self._gone: LRUCache[int, None] = LRUCache(maxsize=GONE_MEMORY)
         self._pending: dict[int, dict[int, _PendingEdit]] = {}
         self._flushers: dict[int, asyncio.Task[None]] = {}
-        self._moved: dict[tuple[int, int], int] = {}
+        # (chat, deleted reply) -> the reply posted in its place, for the edits still coming.
+        self._moved: LRUCache[tuple[int, int], int] = LRUCache(maxsize=MOVED_MEMORY)
 
     def open(self, bot: Bot) -> None:
         """Start delivering through ``bot``."""
@@ -91,7 +98,7 @@ class Outbox:
 
     def reopen(self, chat_id: int) -> None:
         """Someone wrote in the chat, so the bot is (back) in it."""
-        self._gone.discard(chat_id)
+        self._gone.pop(chat_id, None)
 
     async def flush(self) -> None:
         """Wait until every held edit has been delivered."""
@@ -129,7 +136,7 @@ class Outbox:
     def mark_gone(self, chat_id: int, why: str) -> None:
         """The bot can no longer post in a chat: refuse at once until it is back."""
         if chat_id not in self._gone:
-            self._gone.add(chat_id)
+            self._gone[chat_id] = None
             log.info("telegram: cannot post in chat %s any more (%s); ignoring it until "
                      "someone writes there again", chat_id, why)
         self._pending.pop(chat_id, None)

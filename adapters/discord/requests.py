@@ -7,17 +7,22 @@ moderator can act on; none of them contains the bot token.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Coroutine
+import time
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 import aiohttp
 import discord
+from cachetools import TLRUCache
 
-from adapters.discord_client import no_pings
-from adapters.discord_commands import Interaction
+from adapters.discord.client import no_pings
+from adapters.discord.commands import Interaction
 from bot.errors import AdapterError, ForbiddenError, MessageGoneError, PlatformRateLimitError
 
 T = TypeVar("T")
+
+BLOCKED_CHANNELS = 1024
+"""Channels whose long 429 is remembered at most (each until it has passed)."""
 
 
 class InteractionReply:
@@ -67,21 +72,22 @@ class RequestGate:
     Args:
         deadline: the longest an interaction answer may take (discord.py's webhook
             client waits out any 429, however long).
+        clock: monotonic seconds.
     """
 
-    def __init__(self, deadline: float) -> None:
+    def __init__(self, deadline: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._deadline = deadline
-        self._blocked: dict[int, float] = {}
+        self._clock = clock
+        # channel id -> when its block ends; an entry is dropped once that time has passed.
+        self._blocked: TLRUCache[int, float] = TLRUCache(
+            maxsize=BLOCKED_CHANNELS, ttu=_blocked_until, timer=clock
+        )
 
     def check(self, channel_id: int, where: str, pending: Awaitable[Any] | None = None
               ) -> None:
         """Raise PlatformRateLimitError while ``channel_id`` is blocked (closing ``pending``)."""
         until = self._blocked.get(channel_id)
-        if until is None:
-            return
-        left = until - asyncio.get_running_loop().time()
-        if left <= 0:
-            del self._blocked[channel_id]
+        if until is None or (left := until - self._clock()) <= 0:
             return
         if isinstance(pending, Coroutine):
             pending.close()
@@ -101,8 +107,7 @@ class RequestGate:
             return await request
         except discord.RateLimited as error:
             if channel_id is not None:
-                now = asyncio.get_running_loop().time()
-                self._blocked[channel_id] = now + error.retry_after
+                self._blocked[channel_id] = self._clock() + error.retry_after
             raise PlatformRateLimitError(
                 f"Discord asked cabot to wait {error.retry_after:.0f} s before posting in "
                 f"{where}; the message was dropped rather than held that long.",
@@ -134,6 +139,10 @@ class RequestGate:
             ) from None
         except OSError as error:
             raise _unreachable(error) from None
+
+
+def _blocked_until(_channel_id: int, until: float, _now: float) -> float:
+    return until
 
 
 def _unreachable(error: BaseException) -> AdapterError:

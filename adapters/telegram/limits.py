@@ -1,4 +1,5 @@
-"""Telegram's flood limits, tracked per chat so cabot stays under them instead of hitting 429s.
+"""Telegram's limits: how it counts a message's length, and its flood limits, tracked per
+chat so cabot stays under them instead of hitting 429s.
 
 Telegram allows about one message a second per chat, 20 messages a minute per group and 30
 a second overall; edits count like messages. Streaming edits are optional (a later one
@@ -10,10 +11,13 @@ Sends and the final edit of a reply are never dropped, only delayed.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from cachetools import TLRUCache
 
 GLOBAL_PER_SECOND = 30
 GROUP_WINDOW = 60.0
@@ -21,6 +25,11 @@ GROUP_RESERVE = 4
 """Slots of a group's per-minute budget that streaming edits leave to new messages."""
 GROUP_EDIT_BURST = 5.0
 """Edits a group may get in a row (at ``edit_interval``) before the refill rate applies."""
+
+
+def utf16_length(text: str) -> int:
+    """Length in UTF-16 code units, as Telegram counts its 4,096 (an emoji counts 2)."""
+    return len(text.encode("utf-16-le")) // 2
 
 
 @dataclass(frozen=True)
@@ -53,19 +62,34 @@ class _Chat:
 
 
 class ChatBudget:
-    """What each chat has spent of its flood budget; all times from ``clock``."""
+    """What each chat has spent of its flood budget; all times from ``clock``.
+
+    A chat is forgotten once nothing it spent can matter any more (its last post left the
+    group window and any wait Telegram asked for has passed), so the table stays small in
+    a bot that sees many chats over its lifetime.
+    """
 
     def __init__(self, limits: FloodLimits, clock: Callable[[], float] = time.monotonic) -> None:
         self.limits = limits
         self._clock = clock
-        self._chats: dict[int, _Chat] = {}
+        # Room for every chat that can have posted within an entry's lifetime.
+        lifetime = GROUP_WINDOW + limits.max_retry_wait
+        self._chats: TLRUCache[int, _Chat] = TLRUCache(
+            maxsize=math.ceil(GLOBAL_PER_SECOND * lifetime) + 1, ttu=self._expiry, timer=clock
+        )
         self._recent: deque[float] = deque()
 
+    def _expiry(self, _chat_id: int, chat: _Chat, _now: float) -> float:
+        last = max(chat.posts[-1] if chat.posts else float("-inf"), chat.last_edit)
+        return max(last + GROUP_WINDOW + self.limits.max_retry_wait, chat.blocked_until)
+
     def _chat(self, chat_id: int) -> _Chat:
+        # A chat that spent nothing yet is only stored once it does (``_keep``).
         chat = self._chats.get(chat_id)
-        if chat is None:
-            chat = self._chats[chat_id] = _Chat()
-        return chat
+        return chat if chat is not None else _Chat()
+
+    def _keep(self, chat_id: int, chat: _Chat) -> None:
+        self._chats[chat_id] = chat  # (re)computes when it may be forgotten
 
     def _trim(self, now: float) -> None:
         while self._recent and self._recent[0] <= now - 1.0:
@@ -118,25 +142,18 @@ class ChatBudget:
         """Record a message or an edit posted in the chat now."""
         now = self._clock()
         chat = self._chat(chat_id)
+        while chat.posts and chat.posts[0] <= now - GROUP_WINDOW:
+            chat.posts.popleft()  # only a group's window reads them; private chats pile up
         chat.posts.append(now)
         self._recent.append(now)
         if edit:
             chat.last_edit = now
             self._refill(chat, now)
             chat.edit_tokens -= 1.0
-        self._forget_idle(now)
+        self._keep(chat_id, chat)
 
     def block(self, chat_id: int, seconds: float) -> None:
         """Telegram asked to wait ``seconds`` before posting in the chat again."""
         chat = self._chat(chat_id)
         chat.blocked_until = max(chat.blocked_until, self._clock() + seconds)
-
-    def _forget_idle(self, now: float) -> None:
-        # Keep the table small in a bot that sees many chats over its lifetime.
-        if len(self._chats) < 1024:
-            return
-        horizon = now - GROUP_WINDOW - self.limits.max_retry_wait
-        for chat_id in [key for key, chat in self._chats.items()
-                        if (not chat.posts or chat.posts[-1] < horizon)
-                        and chat.blocked_until < now and chat.last_edit < horizon]:
-            del self._chats[chat_id]
+        self._keep(chat_id, chat)

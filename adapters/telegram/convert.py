@@ -14,7 +14,7 @@ from typing import Any
 
 from telegram import Chat, Message, MessageEntity, User
 
-from adapters.telegram_admins import ANONYMOUS_ADMIN_ID
+from adapters.telegram.admins import ANONYMOUS_ADMIN_ID
 from bot.messages import IncomingMessage, Scope
 
 PLATFORM = "telegram"

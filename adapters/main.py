@@ -1,0 +1,194 @@
+"""The ``cabot`` command line, and the composition root: where everything is built.
+
+``main()`` parses the command line, builds the core's settings once and runs a subcommand.
+``cabot run`` wires the bot: the App (store, engine, queue, router), then an adapter for
+each platform whose token is set, each from its own settings (``CABOT_DISCORD_*``,
+``CABOT_TELEGRAM_*``), or the console when none is. Logging is configured here and
+nowhere else. ``python -m adapters`` and the ``cabot`` script both run ``main()``; the
+offline subcommands (``layers``, ``profiles``, ``explain``) are in
+``adapters.library_commands``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings
+
+from adapters.console import ConsoleAdapter
+from adapters.library_commands import explain_command, library_command, load_library
+from bot.adapter import Adapter
+from bot.app import App
+from bot.errors import CabotError, ConfigError
+from bot.settings import Settings
+from bot.store import Actor, Store
+from profiles import Library, compose
+
+if TYPE_CHECKING:  # the platform SDKs are imported only when a platform is used
+    from adapters.discord import DiscordSettings
+    from adapters.telegram import TelegramSettings
+
+log = logging.getLogger(__name__)
+
+AnySettings = TypeVar("AnySettings", bound=BaseSettings)
+
+
+def load_settings(model: type[AnySettings]) -> AnySettings:
+    """``model`` from the environment and ``.env``.
+
+    Raises:
+        ConfigError: a value is invalid; the message names its variable.
+    """
+    try:
+        return model()
+    except ValidationError as error:
+        prefix = model.model_config.get("env_prefix") or ""
+        problems = "; ".join(
+            f"{prefix}{'_'.join(str(p) for p in item['loc']).upper()}: {item['msg']}"
+            for item in error.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from None
+
+
+def configure_logging(level: str) -> None:
+    """Log to stderr; never let HTTP client logs print URLs (the Telegram token is in them)."""
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("httpx", "httpcore", "telegram.ext.Updater", "discord.gateway"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def platform_adapters(
+    app: App, discord: DiscordSettings, telegram: TelegramSettings
+) -> list[Adapter]:
+    """An adapter for each platform whose token is set."""
+    adapters: list[Adapter] = []
+    if discord.token is not None:
+        from adapters.discord import DiscordAdapter
+
+        # Autocomplete offers each community's own profiles and layers too.
+        adapters.append(DiscordAdapter(discord, library=app.resolver.library_for,
+                                       layers_dir=app.settings.layers_dir))
+    if telegram.token is not None:
+        from adapters.telegram import TelegramAdapter
+
+        adapters.append(TelegramAdapter(telegram))
+    return adapters
+
+
+async def serve(settings: Settings, discord: DiscordSettings, telegram: TelegramSettings
+                ) -> None:
+    """``cabot run``: every platform with a token (the console when none) until stopped."""
+    app = App(settings)
+    adapters = platform_adapters(app, discord, telegram)
+    console: ConsoleAdapter | None = None
+    if not adapters:
+        console = ConsoleAdapter(settle=app.router.drain)
+        adapters = [console]
+    try:
+        started = time.monotonic()
+        await app.start(adapters)
+        log.info("cabot is running (%.1f s to start)", time.monotonic() - started)
+        if console is not None:
+            await console.run()
+        else:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError):
+                    loop.add_signal_handler(sig, stop.set)
+            await stop.wait()
+    finally:
+        await app.stop()
+
+
+async def ask(settings: Settings, library: Library, profile: str | None,
+              layers: Sequence[str], message: str, stats: bool = False) -> None:
+    """``cabot ask``: one streamed reply on stdout, with a throw-away database."""
+    store = Store(":memory:")
+    app = App(settings, store=store, library=library)
+    # Only the reply's text goes to stdout; notices (queue, truncation) to stderr.
+    console = ConsoleAdapter(settle=app.router.drain, bare=True, notices=sys.stderr)
+    try:
+        await app.start([console])
+        actor = Actor(id="cli", name="cli")
+        if layers:
+            compose(library.stack(layers))
+            await store.alignment.bind(console.scope, "channel", actor, layers=tuple(layers))
+        elif profile is not None:
+            compose(library.stack(library.profile(profile).layers))
+            await store.alignment.bind(console.scope, "channel", actor, profile=profile)
+        await console.say(message)
+        if stats and app.router.last_stats is not None:
+            print(app.router.last_stats.describe(), file=sys.stderr)
+    finally:
+        await app.stop()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``cabot`` command line: run, layers, profiles, explain, ask."""
+    parser = argparse.ArgumentParser(
+        prog="cabot", description="cabot, the composable alignment bot."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="run every configured adapter (the console when none)")
+    for name in ("layers", "profiles"):
+        p = sub.add_parser(name, help=f"list, show or validate {name}")
+        p.add_argument("action", nargs="?", choices=("list", "show", "validate"), default="list")
+        p.add_argument("names", nargs="*", help="names to show, or files to validate")
+        p.add_argument("--layers-dir", type=Path, help="extra layer and profile files")
+    p = sub.add_parser("explain", help="show what a profile tells the model, with provenance")
+    p.add_argument("profile")
+    p.add_argument("--layers-dir", type=Path)
+    p = sub.add_parser("ask", help="print one streamed reply and exit")
+    p.add_argument("message")
+    p.add_argument("--profile", help="the profile to use (default: the default profile)")
+    p.add_argument("--layer", action="append", default=[], help="a layer (repeat to stack)")
+    p.add_argument("--layers-dir", type=Path)
+    p.add_argument("--stats", action="store_true",
+                   help="print time to first text and pieces per second to stderr")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ``cabot`` console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(Settings)
+        configure_logging(settings.log_level if args.command == "run" else "WARNING")
+        if args.command == "run":
+            from adapters.discord import DiscordSettings
+            from adapters.telegram import TelegramSettings
+
+            discord, telegram = load_settings(DiscordSettings), load_settings(TelegramSettings)
+            asyncio.run(serve(settings, discord, telegram))
+            return 0
+        if args.command in ("layers", "profiles"):
+            return library_command(args, settings)
+        if args.command == "explain":
+            return explain_command(args, settings)
+        library = load_library(args.layers_dir or settings.layers_dir)
+        asyncio.run(ask(settings, library, args.profile, args.layer, args.message, args.stats))
+        return 0
+    except CabotError as error:
+        print(f"cabot: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
