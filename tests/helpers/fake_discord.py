@@ -263,7 +263,7 @@ class FakeDiscord:
             member["user"] = self.users[user_id]
         return member
 
-    def _guild_create(self, guild: FakeGuild) -> JSON:
+    def guild_payload(self, guild: FakeGuild) -> JSON:
         return {
             "id": guild.id, "name": guild.name, "owner_id": guild.owner_id, "icon": None,
             "unavailable": False, "member_count": len(guild.members), "large": False,
@@ -290,12 +290,19 @@ class FakeDiscord:
         reply_to: str | None = None,
     ) -> FakeMessage:
         """``author`` posts ``content`` in a guild channel, thread or DM channel."""
+        message = self.new_message(author, channel_id, content, reply_to=reply_to)
+        await self.dispatch("MESSAGE_CREATE", self.message_payload(message))
+        return message
+
+    def new_message(
+        self, author: JSON, channel_id: str, content: str, *, reply_to: str | None = None
+    ) -> FakeMessage:
+        """A message ``author`` wrote, recorded but not delivered (``say`` delivers it)."""
         message = FakeMessage(
             id=self.snowflake(), channel_id=channel_id, author_id=author["id"],
             content=content, at=self.now(), reply_to=reply_to,
         )
         self.messages[message.id] = message
-        await self.dispatch("MESSAGE_CREATE", self._message_json(message))
         return message
 
     async def dm(self, author: JSON, content: str) -> FakeMessage:
@@ -317,6 +324,22 @@ class FakeDiscord:
         With ``autocomplete`` set to an option name, that option is being typed instead:
         an autocomplete interaction whose choices land in ``FakeInteraction.choices``.
         """
+        interaction = self.new_interaction(author, channel_id, command, subcommand,
+                                           autocomplete=autocomplete, **options)
+        await self.dispatch("INTERACTION_CREATE", interaction.payload)
+        return interaction
+
+    def new_interaction(
+        self,
+        author: JSON,
+        channel_id: str,
+        command: str,
+        subcommand: str | None = None,
+        *,
+        autocomplete: str | None = None,
+        **options: str,
+    ) -> FakeInteraction:
+        """An interaction as ``invoke`` makes it, recorded but not delivered."""
         if command not in self.commands:
             raise AssertionError(f"/{command} was never registered by the bot")
         option_list = [
@@ -353,7 +376,6 @@ class FakeDiscord:
             created_at=self.now(), payload=payload,
         )
         self.interactions[token] = interaction
-        await self.dispatch("INTERACTION_CREATE", payload)
         return interaction
 
     def delete(self, message_id: str) -> None:
@@ -457,7 +479,7 @@ class FakeDiscord:
         for guild in self.guilds.values():
             self._seq += 1
             await ws.send_str(json.dumps(
-                {"op": 0, "t": "GUILD_CREATE", "s": self._seq, "d": self._guild_create(guild)}
+                {"op": 0, "t": "GUILD_CREATE", "s": self._seq, "d": self.guild_payload(guild)}
             ))
         self.identified.set()
 
@@ -534,7 +556,7 @@ class FakeDiscord:
             return error(404, 10003, "Unknown Channel")
         return json_response(channel)
 
-    def _message_json(self, message: FakeMessage) -> JSON:
+    def message_payload(self, message: FakeMessage) -> JSON:
         if message.author_id == self.bot["id"]:
             mentioned, roles = message.pinged_users, message.pinged_roles
         else:
@@ -562,7 +584,7 @@ class FakeDiscord:
                                          **({"guild_id": guild_id} if guild_id else {})}
             replied = self.messages.get(message.reply_to)
             data["referenced_message"] = (
-                self._message_json(replied) if replied and not replied.deleted else None
+                self.message_payload(replied) if replied and not replied.deleted else None
             )
         return data
 
@@ -612,7 +634,7 @@ class FakeDiscord:
         apply_mentions(message, body.get("allowed_mentions"),
                              replied.author_id if replied else None)
         self.messages[message.id] = message
-        data = self._message_json(message)
+        data = self.message_payload(message)
         await self.dispatch("MESSAGE_CREATE", data)
         return json_response(data, headers=spent)
 
@@ -626,7 +648,7 @@ class FakeDiscord:
         message = self._find(request.match_info["channel"], request.match_info["message"])
         if message is None:
             return error(404, 10008, "Unknown Message")
-        return json_response(self._message_json(message))
+        return json_response(self.message_payload(message))
 
     async def _patch_message(self, request: web.Request) -> web.Response:
         channel_id = request.match_info["channel"]
@@ -642,7 +664,7 @@ class FakeDiscord:
         if isinstance(spent, web.Response):
             return spent
         self._edit(message, await read_json(request))
-        return json_response(self._message_json(message), headers=spent)
+        return json_response(self.message_payload(message), headers=spent)
 
     def _edit(self, message: FakeMessage, body: JSON) -> None:
         message.content = body["content"]
@@ -702,7 +724,7 @@ class FakeDiscord:
                 interaction.callback_type = None
                 return invalid
             interaction.original = self._interaction_message(interaction, data, ephemeral)
-            resource["message"] = self._message_json(interaction.original)
+            resource["message"] = self.message_payload(interaction.original)
         elif kind == 5:
             interaction.deferred_ephemeral = ephemeral
             interaction.original = self._interaction_message(interaction, {}, ephemeral, True)
@@ -755,17 +777,17 @@ class FakeDiscord:
             # Discord: the first follow-up after a defer replaces the "thinking" message
             # and keeps the defer's visibility, whatever flags it asks for.
             self._edit(original, body)
-            return json_response(self._message_json(original))
+            return json_response(self.message_payload(original))
         ephemeral = bool(int(body.get("flags", 0)) & EPHEMERAL)
         message = self._interaction_message(target, body, ephemeral)
         target.followups.append(message)
-        return json_response(self._message_json(message))
+        return json_response(self.message_payload(message))
 
     async def _get_webhook_message(self, request: web.Request) -> web.Response:
         message = self._webhook_message(request)
         if isinstance(message, web.Response):
             return message
-        return json_response(self._message_json(message))
+        return json_response(self.message_payload(message))
 
     async def _patch_webhook_message(self, request: web.Request) -> web.Response:
         message = self._webhook_message(request)
@@ -775,7 +797,7 @@ class FakeDiscord:
         if invalid is not None:
             return invalid
         self._edit(message, await read_json(request))
-        return json_response(self._message_json(message))
+        return json_response(self.message_payload(message))
 
     async def _delete_webhook_message(self, request: web.Request) -> web.Response:
         message = self._webhook_message(request)

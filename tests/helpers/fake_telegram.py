@@ -663,7 +663,8 @@ class FakeTelegram:
                        "edit_date": int(time.time())}
         return message.raw
 
-    def _member(self, chat_id: int, user: JSON) -> JSON:
+    def member_payload(self, chat_id: int, user: JSON) -> JSON:
+        """What getChatMember answers for ``user`` in ``chat_id``."""
         if self.owners.get(chat_id) == user["id"]:
             return {"status": "creator", "user": user, "is_anonymous": False}
         if user["id"] in self.admins.get(chat_id, set()):
@@ -681,11 +682,11 @@ class FakeTelegram:
         if chat["type"] == "private":
             raise ApiError(400, "Bad Request: there are no administrators in the private chat")
         ids = [self.owners[chat["id"]], *sorted(self.admins.get(chat["id"], set()))]
-        return [self._member(chat["id"], self.users[user_id]) for user_id in ids]
+        return [self.member_payload(chat["id"], self.users[user_id]) for user_id in ids]
 
     async def _api_getChatMember(self, params: JSON) -> JSON:
         chat = self._chat(params)
         user = self.users.get(params.get("user_id", 0))
         if user is None:
             raise ApiError(400, "Bad Request: user not found")
-        return self._member(chat["id"], user)
+        return self.member_payload(chat["id"], user)
