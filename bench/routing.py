@@ -29,7 +29,7 @@ from bench.common import (
 )
 from bot.app import App
 from bot.messages import IncomingMessage, Scope
-from bot.store import Store
+from bot.store import ConversationStore, Database, Store
 
 MESSAGES = 3000
 CHANNELS = 30
@@ -60,14 +60,11 @@ async def store_round_trip(path: Path) -> float:
         return (time.perf_counter() - start) / 1000
 
 
-class MemoryHistoryStore(Store):
-    """The real store, except that conversation memory stays in a dict.
+class MemoryHistory(ConversationStore):
+    """The real conversation store, except that memory stays in a dict."""
 
-    Only for the measurement that separates the router's own cost from SQLite's.
-    """
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
+    def __init__(self, database: Database) -> None:
+        super().__init__(database)
         self._kept: dict[str, list[tuple[str, str]]] = {}
 
     async def append_exchange(
@@ -81,6 +78,17 @@ class MemoryHistoryStore(Store):
         return self._kept.get(scope.key(), [])[-limit:] if limit else []
 
 
+class MemoryHistoryStore(Store):
+    """The real store, except that conversation memory stays in a dict.
+
+    Only for the measurement that separates the router's own cost from SQLite's.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.conversations = MemoryHistory(self.database)
+
+
 async def measure(
     app: App, repeats: int, trace: Callable[[str], None] | None = None
 ) -> list[float]:
@@ -91,7 +99,7 @@ async def measure(
     console = ConsoleAdapter(io.StringIO())
     await app.start([console])
     if trace is not None:
-        await app.store.db.set_trace_callback(trace)
+        await app.store.database.db.set_trace_callback(trace)
     rates: list[float] = []
     try:
         for repeat in range(repeats + 1):

@@ -260,7 +260,7 @@ async def seed_history(bot: Console, channel: str, topic: str, exchanges: int) -
     scope = Scope(platform="console", community=bot.console.community, channel=channel)
     for turn in range(exchanges):
         question, answer = filler(topic, turn)
-        await bot.app.store.append_exchange(
+        await bot.app.store.conversations.append_exchange(
             scope, [("user", question), ("assistant", answer)], bot.app.settings.history_messages
         )
 

@@ -74,7 +74,9 @@ class App:
             user_window=settings.user_rate_window,
             job_timeout=settings.job_timeout,
         )
-        self.resolver = ProfileResolver(self.store, self.library, settings.default_profile)
+        self.resolver = ProfileResolver(
+            self.store.alignment, self.library, settings.default_profile
+        )
         self.router = Router(
             self.store,
             self.resolver,

@@ -192,7 +192,7 @@ class CommandHandler:
                 raise CommandError("Usage: /profile use <profile>; see /profile list.")
             profile = library.profile(rest[0])
             compose(library.stack(profile.layers))
-            await self._store.bind(scope, level, actor, profile=profile.name)
+            await self._store.alignment.bind(scope, level, actor, profile=profile.name)
             return CommandReply(f"{where} now uses profile '{profile.name}' "
                                 f"({', '.join(profile.layers)}).")
         if sub == "set":
@@ -202,10 +202,10 @@ class CommandHandler:
                 )
             names = tuple(rest)
             compose(library.stack(names))
-            await self._store.bind(scope, level, actor, layers=names)
+            await self._store.alignment.bind(scope, level, actor, layers=names)
             return CommandReply(f"{where} now uses the layers {', '.join(names)}.")
         if sub == "reset":
-            old = await self._store.bind(scope, level, actor)
+            old = await self._store.alignment.bind(scope, level, actor)
             if old is None:
                 return CommandReply(f"{where} had no profile of its own; nothing changed.", True)
             resolved = await self._resolver.resolve(scope)
@@ -228,7 +228,7 @@ class CommandHandler:
             )
         compose(library.stack(layers))
         scope = message.scope
-        await self._store.save_custom_profile(
+        await self._store.alignment.save_custom_profile(
             scope.platform, scope.community, name, layers, f"Defined by {actor.name}", actor
         )
         return CommandReply(
@@ -247,7 +247,7 @@ class CommandHandler:
         return explain_plan(resolved.plan, f"{name} — {resolved.source()}")
 
     async def _audit(self, scope: Scope) -> str:
-        entries = await self._store.audit_log(scope.platform, scope.community, limit=15)
+        entries = await self._store.alignment.audit_log(scope.platform, scope.community, limit=15)
         if not entries:
             return "No profile changes recorded in this community yet."
         lines = ["Latest changes (newest first):"]
@@ -261,7 +261,7 @@ class CommandHandler:
         return "\n".join(lines)
 
     async def _forget(self, message: IncomingMessage) -> CommandReply:
-        removed = await self._store.clear_history(message.scope)
+        removed = await self._store.conversations.clear_history(message.scope)
         return CommandReply(f"Forgot this channel's conversation ({removed} messages).")
 
     async def _answer(self, message: IncomingMessage, args: list[str]) -> CommandReply:
@@ -270,7 +270,7 @@ class CommandHandler:
                                "(only mentions, replies and commands).")
         _require_moderator(message, "channel")
         mode = args[0].lower()
-        await self._store.set_reply_mode(
+        await self._store.conversations.set_reply_mode(
             message.scope, mode, Actor(id=message.author_id, name=message.author_name)
         )
         place = "thread" if message.scope.thread is not None else "channel"

@@ -5,15 +5,21 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from cachetools import LRUCache
+
 from bot.errors import LayerFileError, ProfileError
 from bot.messages import Scope
-from bot.store import Binding, Level, Store
+from bot.store import AlignmentStore, Binding, Level
 from profiles import ComposedPlan, Layer, Library, Profile, compose
 from profiles.library import parse_layer
 
 log = logging.getLogger(__name__)
 
 LEVEL_ORDER: tuple[Level, ...] = ("thread", "channel", "community")
+CACHED_COMMUNITIES = 1024
+"""Communities whose library (built-in plus their own layers and profiles) is kept."""
+CACHED_PLACES = 4096
+"""Places whose resolved alignment is kept."""
 
 
 @dataclass(frozen=True)
@@ -50,13 +56,16 @@ class Resolved:
 class ProfileResolver:
     """Resolves the composed plan for a scope from the store and the layer library."""
 
-    def __init__(self, store: Store, library: Library, default_profile: str) -> None:
-        self._store = store
+    def __init__(self, alignment: AlignmentStore, library: Library, default_profile: str) -> None:
+        self._alignment = alignment
         self._library = library
         self._default = default_profile
-        # Derived data, reused until the store's alignment generation changes.
-        self._libraries: dict[tuple[str, str], tuple[int, Library]] = {}
-        self._resolved: dict[str, tuple[int, Resolved]] = {}
+        # Derived data, each tagged with the alignment generation it was derived from and
+        # reused until that generation changes.
+        self._libraries: LRUCache[tuple[str, str], tuple[int, Library]] = LRUCache(
+            CACHED_COMMUNITIES
+        )
+        self._resolved: LRUCache[str, tuple[int, Resolved]] = LRUCache(CACHED_PLACES)
 
     @property
     def base_library(self) -> Library:
@@ -64,26 +73,25 @@ class ProfileResolver:
 
     async def library_for(self, platform: str, community: str) -> Library:
         """The built-in library extended with a community's own layers and profiles."""
-        generation = self._store.alignment_generation
+        generation = self._alignment.generation
         cached = self._libraries.get((platform, community))
         if cached is not None and cached[0] == generation:
             return cached[1]
         library = await self._load_library(platform, community)
-        if len(self._libraries) > 1024:
-            self._libraries.clear()
         self._libraries[(platform, community)] = (generation, library)
         return library
 
     async def _load_library(self, platform: str, community: str) -> Library:
         layers: list[Layer] = []
-        for name, source in await self._store.custom_layers(platform, community):
+        for name, source in await self._alignment.custom_layers(platform, community):
             try:
                 layers.append(parse_layer(source, f"community layer {name!r}"))
             except LayerFileError as error:
                 log.warning("skipping stored layer: %s", error)
+        stored = await self._alignment.custom_profiles(platform, community)
         profiles = [
             Profile(name=name, description=description, layers=stack)
-            for name, description, stack in await self._store.custom_profiles(platform, community)
+            for name, description, stack in stored
         ]
         if not layers and not profiles:
             return self._library
@@ -91,19 +99,17 @@ class ProfileResolver:
 
     async def resolve(self, scope: Scope) -> Resolved:
         """The alignment in effect in ``scope``; unusable bindings are skipped with a warning."""
-        generation = self._store.alignment_generation
+        generation = self._alignment.generation
         cached = self._resolved.get(scope.key())
         if cached is not None and cached[0] == generation:
             return cached[1]
         resolved = await self._resolve(scope)
-        if len(self._resolved) > 4096:
-            self._resolved.clear()
         self._resolved[scope.key()] = (generation, resolved)
         return resolved
 
     async def _resolve(self, scope: Scope) -> Resolved:
         library = await self.library_for(scope.platform, scope.community)
-        bindings = await self._store.bindings_for(scope)
+        bindings = await self._alignment.bindings_for(scope)
         warnings: list[str] = []
         for level in LEVEL_ORDER:
             binding = bindings.get(level)

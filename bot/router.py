@@ -165,9 +165,10 @@ class Router:
 
     async def _reply_mode(self, scope: Scope) -> str | None:
         """The /answer mode of a thread, else of its channel."""
-        mode = await self._store.reply_mode(scope)
+        conversations = self._store.conversations
+        mode = await conversations.reply_mode(scope)
         if mode is None and scope.thread is not None:
-            mode = await self._store.reply_mode(scope.model_copy(update={"thread": None}))
+            mode = await conversations.reply_mode(scope.model_copy(update={"thread": None}))
         return mode
 
     async def _say(self, adapter: Adapter, message: IncomingMessage, reply: CommandReply) -> None:
@@ -196,7 +197,7 @@ class Router:
 
         reply_tokens = int(plan.sampling_values().get("max_tokens", self._limits.reply_tokens))
         budget = PromptBudget(self._limits.n_ctx, min(reply_tokens, self._limits.n_ctx // 2))
-        history = await self._store.history(scope, self._limits.history_messages)
+        history = await self._store.conversations.history(scope, self._limits.history_messages)
         fitted = fit_prompt(
             plan.system_prompt, history, message.text, budget, self._backend.count_tokens
         )
@@ -257,7 +258,7 @@ class Router:
         stats.edits, stats.sends, stats.text = streamer.edits, streamer.sends, final
         if visible.strip():
             keep = self._limits.history_messages
-            await self._store.append_exchange(
+            await self._store.conversations.append_exchange(
                 scope, [("user", fitted.user_text), ("assistant", visible.strip())], keep
             )
         return stats

@@ -69,8 +69,8 @@ async def test_non_moderator_cannot_switch_and_store_is_unchanged(
     await send(app, chat, "/profile use kids")
     assert "Only moderators" in chat.texts()[-1]
     assert chat.shown[-1].ephemeral
-    assert await app.store.bindings_for(GENERAL) == {}
-    assert await app.store.audit_log("test", "guild") == []
+    assert await app.store.alignment.bindings_for(GENERAL) == {}
+    assert await app.store.alignment.audit_log("test", "guild") == []
 
 
 async def test_moderator_switch_is_stored_audited_and_shown(
@@ -81,9 +81,9 @@ async def test_moderator_switch_is_stored_audited_and_shown(
     await send(app, chat, "/profile use kids", moderator=True, author="mod")
     assert chat.texts()[-1].startswith("This channel now uses profile 'kids'")
     assert not chat.shown[-1].ephemeral  # everyone sees a profile change
-    binding = (await app.store.bindings_for(GENERAL))["channel"]
+    binding = (await app.store.alignment.bindings_for(GENERAL))["channel"]
     assert binding.profile == "kids"
-    audit = await app.store.audit_log("test", "guild")
+    audit = await app.store.alignment.audit_log("test", "guild")
     assert [(a.actor_name, a.old, a.new) for a in audit] == [("mod", None, "profile 'kids'")]
     await send(app, chat, "/profile show")
     assert chat.texts()[-1].startswith("Profile 'kids' — set for this channel")
@@ -134,7 +134,7 @@ async def test_bad_commands_get_helpful_answers(app: App, chat: RecordingAdapter
     assert "Did you mean 'family-friendly'" in chat.texts()[-1]
     await send(app, chat, "/profile shwo")
     assert "did you mean 'show'" in chat.texts()[-1]
-    assert await app.store.bindings_for(GENERAL) == {}
+    assert await app.store.alignment.bindings_for(GENERAL) == {}
 
 
 async def test_define_a_community_profile(app: App, chat: RecordingAdapter) -> None:

@@ -15,7 +15,9 @@ import pytest
 
 from bot.errors import SchemaTooNewError, StoreError
 from bot.messages import Scope
-from bot.store import HISTORY_TRIM_SLACK, SCHEMA_VERSION, Actor, Store
+from bot.store import Actor, Store
+from bot.store.connection import SCHEMA_VERSION
+from bot.store.conversation import HISTORY_TRIM_SLACK
 
 MOD = Actor(id="42", name="mod")
 GENERAL = Scope(platform="discord", community="g1", channel="c1")
@@ -23,8 +25,8 @@ GENERAL = Scope(platform="discord", community="g1", channel="c1")
 
 async def test_new_database_gets_current_schema_in_wal_mode(tmp_path: Path) -> None:
     async with Store(tmp_path / "a.db") as store:
-        assert await store.schema_version() == SCHEMA_VERSION
-        async with store.db.execute("PRAGMA journal_mode") as cursor:
+        assert await store.database.schema_version() == SCHEMA_VERSION
+        async with store.database.db.execute("PRAGMA journal_mode") as cursor:
             row = await cursor.fetchone()
         assert row is not None and row[0] == "wal"
 
@@ -32,10 +34,10 @@ async def test_new_database_gets_current_schema_in_wal_mode(tmp_path: Path) -> N
 async def test_reopening_migrates_nothing_twice_and_keeps_data(tmp_path: Path) -> None:
     path = tmp_path / "a.db"
     async with Store(path) as store:
-        await store.bind(GENERAL, "channel", MOD, profile="kids")
+        await store.alignment.bind(GENERAL, "channel", MOD, profile="kids")
     async with Store(path) as store:
-        assert await store.schema_version() == SCHEMA_VERSION
-        bindings = await store.bindings_for(GENERAL)
+        assert await store.database.schema_version() == SCHEMA_VERSION
+        bindings = await store.alignment.bindings_for(GENERAL)
         assert bindings["channel"].profile == "kids"
 
 
@@ -57,15 +59,25 @@ async def test_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
         await Store(path).open()
 
 
+async def test_a_closed_store_says_so(tmp_path: Path) -> None:
+    store = Store(tmp_path / "a.db")
+    with pytest.raises(StoreError, match="not open"):
+        await store.alignment.bindings_for(GENERAL)
+    with pytest.raises(StoreError, match="not open"):
+        await store.conversations.append_history(GENERAL, "user", "hi", keep=5)
+
+
 async def test_bind_records_audit_with_old_and_new(tmp_path: Path) -> None:
     clock = iter(range(1000, 2000)).__next__
     async with Store(tmp_path / "a.db", clock=lambda: float(clock())) as store:
-        assert await store.bind(GENERAL, "channel", MOD, profile="kids") is None
-        old = await store.bind(GENERAL, "channel", Actor("7", "alice"), layers=("base", "humor"))
+        alignment = store.alignment
+        assert await alignment.bind(GENERAL, "channel", MOD, profile="kids") is None
+        alice = Actor("7", "alice")
+        old = await alignment.bind(GENERAL, "channel", alice, layers=("base", "humor"))
         assert old is not None and old.profile == "kids"
-        await store.bind(GENERAL, "channel", MOD)  # reset
-        assert await store.bindings_for(GENERAL) == {}
-        log = await store.audit_log("discord", "g1")
+        await alignment.bind(GENERAL, "channel", MOD)  # reset
+        assert await alignment.bindings_for(GENERAL) == {}
+        log = await alignment.audit_log("discord", "g1")
     assert [(e.actor_name, e.old, e.new) for e in log] == [
         ("mod", "layers base, humor", None),
         ("alice", "profile 'kids'", "layers base, humor"),
@@ -74,54 +86,111 @@ async def test_bind_records_audit_with_old_and_new(tmp_path: Path) -> None:
     assert log[-1].at < log[0].at
 
 
+async def test_concurrent_binds_each_audit_the_binding_they_replaced(tmp_path: Path) -> None:
+    async with Store(tmp_path / "a.db") as store:
+        alignment = store.alignment
+        await alignment.bind(GENERAL, "channel", MOD, profile="kids")
+        olds = await asyncio.gather(
+            alignment.bind(GENERAL, "channel", Actor("1", "ann"), profile="researcher"),
+            alignment.bind(GENERAL, "channel", Actor("2", "bob"), profile="storyteller"),
+        )
+        log = await alignment.audit_log("discord", "g1")
+    changes = [(e.old, e.new) for e in reversed(log)]
+    assert changes == [
+        (None, "profile 'kids'"),
+        ("profile 'kids'", "profile 'researcher'"),
+        ("profile 'researcher'", "profile 'storyteller'"),
+    ]
+    assert [old.profile if old else None for old in olds] == ["kids", "researcher"]
+
+
+async def test_concurrent_reply_mode_changes_each_audit_the_mode_they_replaced(
+    tmp_path: Path,
+) -> None:
+    async with Store(tmp_path / "a.db") as store:
+        conversations = store.conversations
+        await asyncio.gather(
+            conversations.set_reply_mode(GENERAL, "always", MOD),
+            conversations.set_reply_mode(GENERAL, "addressed", MOD),
+        )
+        assert await conversations.reply_mode(GENERAL) == "addressed"
+        log = await store.alignment.audit_log("discord", "g1")
+    assert [(e.action, e.old, e.new) for e in reversed(log)] == [
+        ("reply mode", None, "always"),
+        ("reply mode", "always", "addressed"),
+    ]
+
+
 async def test_levels_are_kept_apart(tmp_path: Path) -> None:
     thread = GENERAL.model_copy(update={"thread": "t1"})
     async with Store(tmp_path / "a.db") as store:
-        await store.bind(thread, "community", MOD, profile="researcher")
-        await store.bind(thread, "thread", MOD, profile="storyteller")
-        found = await store.bindings_for(thread)
+        alignment = store.alignment
+        await alignment.bind(thread, "community", MOD, profile="researcher")
+        await alignment.bind(thread, "thread", MOD, profile="storyteller")
+        found = await alignment.bindings_for(thread)
         assert found["community"].profile == "researcher"
         assert found["thread"].profile == "storyteller"
         assert "channel" not in found
         other = Scope(platform="discord", community="g1", channel="c2")
-        assert set(await store.bindings_for(other)) == {"community"}
+        assert set(await alignment.bindings_for(other)) == {"community"}
         with pytest.raises(StoreError, match="no thread"):
-            await store.bind(GENERAL, "thread", MOD, profile="kids")
+            await alignment.bind(GENERAL, "thread", MOD, profile="kids")
+
+
+async def test_only_alignment_writes_change_the_alignment_generation(tmp_path: Path) -> None:
+    async with Store(tmp_path / "a.db") as store:
+        alignment, conversations = store.alignment, store.conversations
+        before = alignment.generation
+        await conversations.append_exchange(GENERAL, [("user", "hi")], keep=5)
+        await conversations.clear_history(GENERAL)
+        await conversations.set_reply_mode(GENERAL, "always", MOD)
+        assert alignment.generation == before
+        await alignment.bind(GENERAL, "channel", MOD, profile="kids")
+        assert alignment.generation > before
+        before = alignment.generation
+        await alignment.save_custom_layer("discord", "g1", "x", 'name = "x"\n', MOD)
+        assert alignment.generation > before
+        before = alignment.generation
+        await alignment.save_custom_profile("discord", "g1", "y", ("base",), "", MOD)
+        assert alignment.generation > before
 
 
 async def test_history_is_bounded_and_per_channel(tmp_path: Path) -> None:
     other = Scope(platform="discord", community="g1", channel="c2")
     elsewhere = Scope(platform="telegram", community="g1", channel="c1")
     path = tmp_path / "a.db"
+    latest = [f"m{i}" for i in range(35, 40)]
     async with Store(path) as store:
-        assert await store.history(GENERAL, 5) == []  # cached empty, then kept up to date
+        memory = store.conversations
+        assert await memory.history(GENERAL, 5) == []  # cached empty, then kept up to date
         for i in range(40):
-            await store.append_history(GENERAL, "user", f"m{i}", keep=5)
-        await store.append_history(other, "user", "other channel", keep=5)
-        assert [c for _, c in await store.history(GENERAL, 5)] == [f"m{i}" for i in range(35, 40)]
-        async with store.db.execute(
+            await memory.append_history(GENERAL, "user", f"m{i}", keep=5)
+        await memory.append_history(other, "user", "other channel", keep=5)
+        assert [c for _, c in await memory.history(GENERAL, 5)] == latest
+        async with store.database.db.execute(
             "SELECT count(*) FROM history WHERE scope=?", (GENERAL.key(),)
         ) as cursor:
             row = await cursor.fetchone()
         assert row is not None and 5 <= row[0] <= 5 + HISTORY_TRIM_SLACK
-        assert await store.history(other, 5) == [("user", "other channel")]
-        assert await store.history(elsewhere, 5) == []
+        assert await memory.history(other, 5) == [("user", "other channel")]
+        assert await memory.history(elsewhere, 5) == []
     async with Store(path) as store:  # a fresh process reads the same memory back
-        assert [c for _, c in await store.history(GENERAL, 5)] == [f"m{i}" for i in range(35, 40)]
-        assert await store.clear_history(GENERAL) == row[0]
-        assert await store.history(GENERAL, 5) == []
-        assert await store.history(other, 5) == [("user", "other channel")]
+        memory = store.conversations
+        assert [c for _, c in await memory.history(GENERAL, 5)] == latest
+        assert await memory.clear_history(GENERAL) == row[0]
+        assert await memory.history(GENERAL, 5) == []
+        assert await memory.history(other, 5) == [("user", "other channel")]
 
 
 async def test_concurrent_writers_never_interleave(tmp_path: Path) -> None:
     async with Store(tmp_path / "a.db") as store:
         scopes = [Scope(platform="p", community="c", channel=str(i)) for i in range(20)]
         await asyncio.gather(*(
-            store.bind(s, "channel", MOD, profile="kids") for s in scopes
-        ), *(store.append_history(s, "user", "x", keep=3) for s in scopes))
-        assert len(await store.audit_log("p", "c", limit=100)) == 20
+            store.alignment.bind(s, "channel", MOD, profile="kids") for s in scopes
+        ), *(store.conversations.append_history(s, "user", "x", keep=3) for s in scopes))
+        assert len(await store.alignment.audit_log("p", "c", limit=100)) == 20
         for s in scopes:
-            assert (await store.bindings_for(s))["channel"].profile == "kids"
+            assert (await store.alignment.bindings_for(s))["channel"].profile == "kids"
 
 
 WRITER = textwrap.dedent("""
@@ -134,7 +203,7 @@ WRITER = textwrap.dedent("""
         await store.open()
         scope = Scope(platform="p", community="c", channel="x")
         for i in range(1000000):
-            await store.append_history(scope, "user", f"m{i}", keep=100000)
+            await store.conversations.append_history(scope, "user", f"m{i}", keep=100000)
             if i == 50:
                 print("ready", flush=True)
     asyncio.run(main())
@@ -153,7 +222,8 @@ async def test_committed_writes_survive_a_crash_mid_write(tmp_path: Path) -> Non
     os.kill(proc.pid, signal.SIGKILL)
     await proc.wait()
     async with Store(path) as store:
-        rows = await store.history(Scope(platform="p", community="c", channel="x"), 1_000_000)
+        scope = Scope(platform="p", community="c", channel="x")
+        rows = await store.conversations.history(scope, 1_000_000)
     # At least everything before "ready" was committed, and nothing is torn.
     assert len(rows) >= 51
     assert [c for _, c in rows] == [f"m{i}" for i in range(len(rows))]
@@ -161,30 +231,57 @@ async def test_committed_writes_survive_a_crash_mid_write(tmp_path: Path) -> Non
 
 async def test_alignment_changes_are_fsynced_and_memory_is_not(tmp_path: Path) -> None:
     async def synchronous(store: Store) -> int:
-        async with store.db.execute("PRAGMA synchronous") as cursor:
+        async with store.database.db.execute("PRAGMA synchronous") as cursor:
             row = await cursor.fetchone()
         assert row is not None
         return int(row[0])
 
+    exchange = [("user", "hi"), ("assistant", "hello")]
     async with Store(tmp_path / "a.db") as store:
         assert await synchronous(store) == 2  # FULL
-        await store.append_exchange(GENERAL, [("user", "hi"), ("assistant", "hello")], keep=10)
+        await store.conversations.append_exchange(GENERAL, exchange, keep=10)
         assert await synchronous(store) == 1  # NORMAL
-        await store.bind(GENERAL, "channel", MOD, profile="kids")
+        await store.alignment.bind(GENERAL, "channel", MOD, profile="kids")
         assert await synchronous(store) == 2
-        assert await store.history(GENERAL, 10) == [("user", "hi"), ("assistant", "hello")]
+        assert await store.conversations.history(GENERAL, 10) == exchange
 
 
 async def test_a_write_cancelled_mid_transaction_leaves_the_store_usable(tmp_path: Path) -> None:
     async with Store(tmp_path / "a.db") as store:
-        await store.append_history(GENERAL, "user", "warm-up", keep=10)
+        memory, alignment = store.conversations, store.alignment
+        await memory.append_history(GENERAL, "user", "warm-up", keep=10)
         for steps in range(1, 6):  # cancel at different points of the transaction
-            task = asyncio.create_task(store.append_history(GENERAL, "user", "hi", keep=10))
+            task = asyncio.create_task(memory.append_history(GENERAL, "user", "hi", keep=10))
             for _ in range(steps):
                 await asyncio.sleep(0)
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            await store.bind(GENERAL, "channel", MOD, profile=f"p{steps}")
-            assert (await store.bindings_for(GENERAL))["channel"].profile == f"p{steps}"
-        assert not store.db.in_transaction
+            await alignment.bind(GENERAL, "channel", MOD, profile=f"p{steps}")
+            assert (await alignment.bindings_for(GENERAL))["channel"].profile == f"p{steps}"
+        assert not store.database.db.in_transaction
+
+
+async def test_a_bind_cancelled_mid_transaction_changes_nothing_half_way(tmp_path: Path) -> None:
+    async with Store(tmp_path / "a.db") as store:
+        alignment = store.alignment
+
+        async def audited_binds() -> int:
+            log = await alignment.audit_log("discord", "g1", limit=100)
+            return sum(entry.new == "profile 'kids'" for entry in log)
+
+        for steps in range(1, 12):  # cancel at different points of the transaction
+            before = await audited_binds()
+            task = asyncio.create_task(alignment.bind(GENERAL, "channel", MOD, profile="kids"))
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            bound = "channel" in await alignment.bindings_for(GENERAL)
+            # The binding and its audit row land together, or neither does.
+            assert await audited_binds() - before == int(bound)
+            await alignment.bind(GENERAL, "channel", MOD)  # reset
+        assert not store.database.db.in_transaction
+        await store.conversations.append_history(GENERAL, "user", "hi", keep=5)
+        assert await store.conversations.history(GENERAL, 5) == [("user", "hi")]

@@ -1,0 +1,66 @@
+"""The SQLite store, in three parts over one connection.
+
+- `Database` (``connection``): the file, its schema migrations and its single writer.
+- `AlignmentStore` (``alignment``): bindings, community layers and profiles, the audit log;
+  committed with ``synchronous=FULL``, so they survive a power loss.
+- `ConversationStore` (``conversation``): conversation memory and reply modes; memory
+  commits with ``synchronous=NORMAL`` (no fsync per message).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from bot.store.alignment import AlignmentStore
+from bot.store.connection import Database
+from bot.store.conversation import ConversationStore
+from bot.store.models import Actor, AuditEntry, Binding, Level, Place
+
+__all__ = [
+    "Actor",
+    "AlignmentStore",
+    "AuditEntry",
+    "Binding",
+    "ConversationStore",
+    "Database",
+    "Level",
+    "Place",
+    "Store",
+]
+
+
+class Store:
+    """cabot's SQLite database: one connection, seen through its parts.
+
+    Attributes:
+        database: the connection, its migrations and its write lock.
+        alignment: bindings, community layers and profiles, the audit log.
+        conversations: conversation memory and reply modes.
+    """
+
+    def __init__(self, path: Path | str, clock: Callable[[], float] = time.time) -> None:
+        self.database = Database(path)
+        self.alignment = AlignmentStore(self.database, clock)
+        self.conversations = ConversationStore(self.database, clock)
+
+    async def open(self) -> None:
+        """Open the database, creating or migrating its schema.
+
+        Raises:
+            SchemaTooNewError: the file was written by a newer cabot.
+            StoreError: the file cannot be opened.
+        """
+        await self.database.open()
+
+    async def close(self) -> None:
+        """Close the database (committed data is already on disk)."""
+        await self.database.close()
+
+    async def __aenter__(self) -> Store:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

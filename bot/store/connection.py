@@ -1,0 +1,185 @@
+"""The SQLite connection: opening the file, schema migrations, and the single writer.
+
+One connection, one writer: every write runs under a lock, and a write transaction starts
+with ``BEGIN IMMEDIATE``, so concurrent coroutines never interleave half-done writes. The
+journal is WAL. A durable transaction commits with ``synchronous=FULL`` and survives a
+power loss; a non-durable write commits with ``synchronous=NORMAL`` (no fsync), which
+survives a crash of the process and may lose the last few writes on a power loss, never
+corrupting the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiosqlite
+
+from bot.errors import SchemaTooNewError, StoreError
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the first schema.
+    """
+    CREATE TABLE bindings (
+        platform TEXT NOT NULL, community TEXT NOT NULL,
+        channel TEXT NOT NULL DEFAULT '', thread TEXT NOT NULL DEFAULT '',
+        profile TEXT, layers TEXT,
+        set_by TEXT NOT NULL, set_at REAL NOT NULL,
+        PRIMARY KEY (platform, community, channel, thread)
+    );
+    CREATE TABLE custom_layers (
+        platform TEXT NOT NULL, community TEXT NOT NULL, name TEXT NOT NULL,
+        source TEXT NOT NULL, created_by TEXT NOT NULL, created_at REAL NOT NULL,
+        PRIMARY KEY (platform, community, name)
+    );
+    CREATE TABLE custom_profiles (
+        platform TEXT NOT NULL, community TEXT NOT NULL, name TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '', layers TEXT NOT NULL,
+        created_by TEXT NOT NULL, created_at REAL NOT NULL,
+        PRIMARY KEY (platform, community, name)
+    );
+    CREATE TABLE history (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        scope TEXT NOT NULL, role TEXT NOT NULL, content TEXT NOT NULL, at REAL NOT NULL
+    );
+    CREATE INDEX history_scope ON history (scope, id);
+    CREATE TABLE channel_settings (
+        scope TEXT PRIMARY KEY, reply_mode TEXT NOT NULL
+    );
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL,
+        platform TEXT NOT NULL, community TEXT NOT NULL,
+        channel TEXT NOT NULL, thread TEXT NOT NULL,
+        actor_id TEXT NOT NULL, actor_name TEXT NOT NULL,
+        action TEXT NOT NULL, old TEXT, new TEXT
+    );
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class Database:
+    """cabot's SQLite file: one aiosqlite connection and the lock of its only writer."""
+
+    def __init__(self, path: Path | str) -> None:
+        self._path = str(path)
+        self._db: aiosqlite.Connection | None = None
+        self._write_lock: asyncio.Lock | None = None
+        self._durable: bool | None = None
+        """The ``synchronous`` setting in effect: FULL (True), NORMAL (False), or unknown."""
+
+    async def open(self) -> None:
+        """Open the database, creating or migrating its schema.
+
+        Raises:
+            SchemaTooNewError: the file was written by a newer cabot.
+            StoreError: the file cannot be opened.
+        """
+        self._write_lock = asyncio.Lock()
+        try:
+            self._db = await aiosqlite.connect(self._path, isolation_level=None)
+            await self._db.execute("PRAGMA journal_mode=WAL")
+            await self._db.execute("PRAGMA synchronous=FULL")
+            self._durable = True
+            await self._db.execute("PRAGMA busy_timeout=5000")
+            await self._migrate()
+        except sqlite3.DatabaseError as error:
+            await self.close()
+            raise StoreError(
+                f"Cannot open the database {self._path} ({error}); check CABOT_DB points "
+                "to a cabot SQLite file in a writable directory."
+            ) from None
+        except StoreError:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        """Close the database (committed data is already on disk)."""
+        if self._db is not None:
+            db, self._db = self._db, None
+            await db.close()
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        """The open connection, for reads; writes go through `locked` or `transaction`.
+
+        Raises:
+            StoreError: the store is not open.
+        """
+        if self._db is None:
+            raise StoreError("The store is not open.")
+        return self._db
+
+    async def schema_version(self) -> int:
+        """The schema version recorded in the file."""
+        async with self.db.execute("PRAGMA user_version") as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    async def _migrate(self) -> None:
+        version = await self.schema_version()
+        if version > SCHEMA_VERSION:
+            raise SchemaTooNewError(
+                f"The database {self._path} has schema version {version}, newer than this "
+                f"cabot understands ({SCHEMA_VERSION}). Upgrade cabot, or point CABOT_DB "
+                "at another file."
+            )
+        for number in range(version + 1, SCHEMA_VERSION + 1):
+            log.info("migrating %s to schema version %d", self._path, number)
+            async with self.locked() as db:
+                await db.executescript(
+                    f"BEGIN IMMEDIATE;\n{MIGRATIONS[number - 1]}\n"
+                    f"PRAGMA user_version = {number};\nCOMMIT;"
+                )
+
+    @asynccontextmanager
+    async def locked(
+        self, *, durable: bool | None = None
+    ) -> AsyncIterator[aiosqlite.Connection]:
+        """Hold the write lock, outside a transaction: for single-statement writes.
+
+        Args:
+            durable: commit with ``synchronous=FULL`` (True) or ``NORMAL`` (False: no
+                fsync); None leaves the setting as it is.
+        """
+        if self._write_lock is None:
+            raise StoreError("The store is not open.")
+        async with self._write_lock:
+            db = self.db
+            if durable is not None and durable != self._durable:
+                # Unknown until it ran: a cancelled PRAGMA may still run in aiosqlite's thread.
+                self._durable = None
+                await db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+                self._durable = durable
+            yield db
+
+    @asynccontextmanager
+    async def transaction(self, *, durable: bool = True) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction under the write lock, rolled back on any exception.
+
+        Args:
+            durable: commit with ``synchronous=FULL`` (else ``NORMAL``: no fsync).
+        """
+        async with self.locked(durable=durable) as db:
+            try:
+                # Inside the try: aiosqlite runs a statement even when its awaiter is
+                # cancelled, so a cancelled BEGIN must still be rolled back.
+                await db.execute("BEGIN IMMEDIATE")
+                yield db
+                await db.execute("COMMIT")
+            except BaseException:
+                await _rollback(db)
+                raise
+
+
+async def _rollback(db: aiosqlite.Connection) -> None:
+    try:
+        await asyncio.shield(db.execute("ROLLBACK"))
+    except sqlite3.OperationalError:
+        pass  # SQLite already rolled back (or the BEGIN never ran)
