@@ -30,6 +30,7 @@ from adapters.library_commands import explain_command, library_command, load_lib
 from bot.adapter import Adapter
 from bot.app import App
 from bot.errors import CabotError, ConfigError
+from bot.reply import ReplyStats
 from bot.settings import Settings
 from bot.store import Actor, Store
 from profiles import Library, compose
@@ -131,9 +132,11 @@ async def ask(settings: Settings, library: Library, profile: str | None,
         elif profile is not None:
             compose(library.stack(library.profile(profile).layers))
             await store.alignment.bind(console.scope, "channel", actor, profile=profile)
+        replies: list[ReplyStats] = []
+        app.router.observe(lambda _message, reply: replies.append(reply))
         await console.say(message)
-        if stats and app.router.last_stats is not None:
-            print(app.router.last_stats.describe(), file=sys.stderr)
+        if stats and replies:
+            print(replies[-1].describe(), file=sys.stderr)
     finally:
         await app.stop()
 

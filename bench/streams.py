@@ -13,7 +13,7 @@ import dataclasses
 import io
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from adapters.console import ConsoleAdapter
@@ -24,6 +24,7 @@ from bot.backends.batched import BatchedBackend
 from bot.backends.engine_job import EngineStats
 from bot.backends.llama import LlamaBackend
 from bot.messages import Scope
+from bot.reply import ReplyStats
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,15 @@ class Console:
     app: App
     console: ConsoleAdapter
     backend: RecordingBackend
+    replies: list[ReplyStats] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.app.router.observe(lambda _message, stats: self.replies.append(stats))
+
+    @property
+    def last_stats(self) -> ReplyStats | None:
+        """The stats of the latest finished reply."""
+        return self.replies[-1] if self.replies else None
 
     async def say(self, channel: str, text: str) -> None:
         """Send ``text`` in ``channel`` (waiting for the reply if the bot was started so)."""
@@ -136,7 +146,7 @@ async def single_stream(config: BenchConfig) -> Row:
             for turn in ((0, 1) if repeat % 2 == 0 else (1, 0)):
                 if turn == 0:
                     await bot.say(f"stream-{repeat}", STORY)
-                    stats = bot.app.router.last_stats
+                    stats = bot.last_stats
                     assert stats is not None and stats.first_text_at is not None
                     assert stats.finished_at is not None
                     span = stats.finished_at - stats.first_text_at
@@ -273,7 +283,7 @@ async def interleave(bot: Console, channels: list[str], rounds: int) -> list[lis
         for index, channel in enumerate(channels):
             await bot.say(channel, f"Round {round_}: tell me one more thing about "
                                    f"{TOPICS[index % len(TOPICS)]}.")
-            stats = bot.app.router.last_stats
+            stats = bot.last_stats
             assert stats is not None
             first = stats.first_text_at if stats.first_text_at is not None else stats.finished_at
             assert first is not None

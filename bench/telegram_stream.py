@@ -23,6 +23,7 @@ from adapters.telegram import TelegramAdapter
 from bench.report import columns
 from bot.app import App
 from bot.backends.base import Backend
+from bot.reply import ReplyStats
 from bot.settings import Settings
 from tests.helpers.apps import make_settings, telegram_settings
 from tests.helpers.fake_backend import FakeBackend
@@ -66,6 +67,8 @@ async def measure(name: str, backend: Backend, base: Settings, replies: int,
     app = App(base, backend=backend)
     adapter = TelegramAdapter(telegram_settings(token=TOKEN, base_url=fake.base_url))
     firsts, overheads, edits, sends, durations = [], [], [], [], []
+    finished: list[ReplyStats] = []
+    app.router.observe(lambda _message, stats: finished.append(stats))
     await app.start([adapter])
     try:
         for n in range(replies):
@@ -79,7 +82,7 @@ async def measure(name: str, backend: Backend, base: Settings, replies: int,
             await adapter.flush()
             shown = fake.bot_messages(chat)[before:]
             firsts.append(shown[0].sent_at - asked_at)
-            stats = app.router.last_stats
+            stats = finished[-1] if finished else None
             if stats is not None and stats.first_text_at is not None:
                 # From the core having text to show until Telegram has stored it.
                 overheads.append(shown[0].sent_at - stats.first_text_at)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -32,6 +34,32 @@ class Scope(BaseModel):
         return f"{where} in {self.platform} community {self.community}"
 
 
+ArgValue = str | tuple[str, ...] | None
+"""A command argument: one word, several words, or None when left out."""
+
+
+@dataclass(frozen=True)
+class Command:
+    """A typed command as adapters hand it to the core: which command, with which values."""
+
+    path: tuple[str, ...]
+    args: Mapping[str, ArgValue] = field(default_factory=dict)
+
+    def word(self, name: str) -> str | None:
+        """A one-word argument (None when left out)."""
+        value = self.args.get(name)
+        if isinstance(value, tuple):
+            return " ".join(value)
+        return value
+
+    def words(self, name: str) -> tuple[str, ...]:
+        """A many-word argument (empty when left out)."""
+        value = self.args.get(name)
+        if value is None:
+            return ()
+        return value if isinstance(value, tuple) else tuple(value.split())
+
+
 class IncomingMessage(BaseModel):
     """A message as the core sees it, whatever platform it came from."""
 
@@ -49,6 +77,8 @@ class IncomingMessage(BaseModel):
     replies_to_bot: bool = False
     moderates_channel: bool = False
     moderates_community: bool = False
+    command: Command | None = None
+    """A typed command (e.g. a Discord slash command); text commands are parsed by the core."""
     extras: dict[str, Any] = Field(default_factory=dict)
     """Adapter-only data (e.g. the platform's own message object). The core never reads it."""
 

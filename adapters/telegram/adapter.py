@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
 
-from telegram import BotCommand, ChatMember, ChatMemberUpdated, Message, Update, User
+from telegram import ChatMember, ChatMemberUpdated, Message, Update, User
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import (
     Application,
@@ -41,12 +41,13 @@ from adapters.telegram.convert import (
     to_incoming,
 )
 from adapters.telegram.limits import FloodLimits, utf16_length
+from adapters.telegram.menu import bot_commands
 from adapters.telegram.outbox import Outbox, Sleep
 from adapters.telegram.redaction import guard_token
 from adapters.telegram.settings import TelegramSettings
 from adapters.telegram.webhook import WebhookServer, derived_secret
 from bot.adapter import Capabilities, MessageSink
-from bot.commands import parse_command
+from bot.commands import Registry, build_registry
 from bot.errors import AdapterError, ConfigError
 from bot.messages import IncomingMessage, OutgoingMessage, SentMessage
 
@@ -61,12 +62,6 @@ ALLOWED_UPDATES = ("message", "my_chat_member")
 STOP_FLUSH_SECONDS = 5.0
 """How long stopping waits for edits that are not due yet."""
 
-BOT_COMMANDS = (
-    BotCommand("profile", "show | explain | list | layers | use <p> | set <layers> | reset"),
-    BotCommand("forget", "Clear this chat's conversation memory"),
-    BotCommand("answer", "always | addressed: when cabot answers here (admins)"),
-    BotCommand("help", "What cabot can do and its commands"),
-)
 
 TelegramApp = Application[
     ExtBot[None],
@@ -95,6 +90,7 @@ class TelegramAdapter:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Sleep = asyncio.sleep,
+        registry: Registry | None = None,
     ) -> None:
         if settings.token is None:
             raise ConfigError(
@@ -103,6 +99,7 @@ class TelegramAdapter:
             )
         self._settings = settings
         self._token = settings.token
+        self._registry = registry if registry is not None else build_registry()
         self._clock = clock
         self._sleep = sleep
         self.limits = FloodLimits(
@@ -191,7 +188,7 @@ class TelegramAdapter:
     async def _register_commands(self) -> None:
         assert self._application is not None
         try:
-            await self._application.bot.set_my_commands(list(BOT_COMMANDS))
+            await self._application.bot.set_my_commands(bot_commands(self._registry))
         except TelegramError as error:
             # The menu is a convenience; commands work without it.
             log.warning("telegram: could not register the command menu: %s", error)
@@ -277,7 +274,7 @@ class TelegramAdapter:
         text, mentioned = strip_mentions(message, me)
         text = normalise_command(text)
         moderator = False
-        if parse_command(text) is not None:
+        if self._registry.is_command(text):
             # Only commands need to know who moderates; other messages cost no lookup.
             assert self._admins is not None
             moderator = await self._admins.moderates(message)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Mapping
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import dataclass, field, fields
+from types import MappingProxyType
+from typing import Protocol, cast
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,14 @@ class GenerationRequest:
     grammar: str | None = None
     seed: int | None = None
     session: str | None = None
+
+
+SAMPLING_DEFAULTS: Mapping[str, float] = MappingProxyType({
+    f.name: cast(float, f.default)
+    for f in fields(GenerationRequest)
+    if f.name in ("temperature", "top_p", "top_k", "min_p", "repeat_penalty")
+})
+"""The sampling values a reply uses where no layer sets them: ``GenerationRequest``'s own."""
 
 
 class Backend(Protocol):

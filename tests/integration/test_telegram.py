@@ -170,8 +170,10 @@ async def test_private_chat_gets_a_streamed_reply_within_the_edit_rate(tmp_path:
 
 async def test_commands_are_registered_for_the_menu(tmp_path: Path) -> None:
     async with running(tmp_path) as bots:
-        names = [command["command"] for command in bots.fake.commands]
-        assert names == ["profile", "forget", "answer", "help"]
+        menu = {command["command"]: command["description"] for command in bots.fake.commands}
+        assert list(menu) == ["profile", "answer", "forget", "help"]
+        assert "use, set, reset" in menu["profile"]
+        assert menu["answer"].endswith("(admins)")
         await bots.say(bots.bob["id"], bots.bob, "/start")  # what "Start" in Telegram sends
         assert "/profile show" in bots.replies(bots.bob["id"])[0]
         assert bots.backend.requests == []

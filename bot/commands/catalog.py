@@ -1,0 +1,70 @@
+"""cabot's commands, each declared once.
+
+``/help``, the README's command table, Discord's slash commands and Telegram's command
+menu are all generated from :data:`COMMANDS`.
+"""
+
+from __future__ import annotations
+
+from bot.commands import handlers
+from bot.commands.registry import (
+    SCOPE,
+    ArgKind,
+    Argument,
+    Choice,
+    CommandSpec,
+    Group,
+    Permission,
+    Registry,
+)
+
+PROFILE = Group("profile", "See or change the profile cabot follows here", default="show")
+
+LAYERS = Argument("layers", ArgKind.LAYER, "Layer names, bottom first, separated by spaces",
+                  many=True, metavar="layer")
+
+COMMANDS = (
+    CommandSpec(("profile", "show"),
+                "the profile in effect here and where each layer comes from",
+                handlers.profile_show, private=True),
+    CommandSpec(("profile", "explain"),
+                "exactly what the model is told, each part with its layer",
+                handlers.profile_explain,
+                (Argument("profile", ArgKind.PROFILE,
+                          "A profile to explain instead of the one in effect", required=False),),
+                private=True),
+    CommandSpec(("profile", "list"), "the profiles you can use", handlers.profile_list,
+                private=True),
+    CommandSpec(("profile", "layers"), "the layers you can stack", handlers.profile_layers,
+                private=True),
+    CommandSpec(("profile", "use"), "switch this place's profile", handlers.profile_use,
+                (Argument("profile", ArgKind.PROFILE, "The profile"), SCOPE),
+                Permission.MODERATOR),
+    CommandSpec(("profile", "set"), "an explicit layer stack, bottom first",
+                handlers.profile_set,
+                (LAYERS, SCOPE),
+                Permission.MODERATOR),
+    CommandSpec(("profile", "reset"), "go back to the inherited profile", handlers.profile_reset,
+                (SCOPE,), Permission.MODERATOR),
+    CommandSpec(("profile", "define"), "create a community profile from layers",
+                handlers.profile_define,
+                (Argument("name", ArgKind.WORD, "The new profile's name"),
+                 LAYERS),
+                Permission.COMMUNITY_MODERATOR),
+    CommandSpec(("profile", "audit"), "the latest profile changes in this community",
+                handlers.profile_audit, private=True),
+    CommandSpec(("answer",), "answer every message here, or only when addressed",
+                handlers.answer,
+                (Argument("mode", ArgKind.CHOICE, "When cabot answers here", choices=(
+                    Choice("always", "every message"),
+                    Choice("addressed", "only mentions, replies and commands"),
+                )),),
+                Permission.MODERATOR),
+    CommandSpec(("forget",), "clear this channel's conversation memory", handlers.forget),
+    CommandSpec(("help",), "cabot's commands", handlers.show_help, private=True),
+)
+
+
+def build_registry() -> Registry:
+    """The registry of every cabot command."""
+    return Registry(COMMANDS, groups=(PROFILE,))

@@ -1,0 +1,34 @@
+"""What a command handler gets (the message, the store, the resolver) and what it returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.messages import IncomingMessage
+from bot.resolution import ProfileResolver
+from bot.store import Actor, Level, Store
+
+
+@dataclass(frozen=True)
+class CommandReply:
+    """A command's answer; ``ephemeral`` when it concerns only the person who asked."""
+
+    text: str
+    ephemeral: bool = False
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    """One command run: who sent it, where, and the services it may use."""
+
+    message: IncomingMessage
+    store: Store
+    resolver: ProfileResolver
+    level: Level
+    """Where the command applies (its scope option, else the place it was sent from)."""
+    help_text: str
+
+    @property
+    def actor(self) -> Actor:
+        """The author, as the audit log records them."""
+        return Actor(id=self.message.author_id, name=self.message.author_name)

@@ -1,0 +1,267 @@
+"""The reply path of one chat message, in three steps: prepare, stream, remember.
+
+    prepare   resolve the place's alignment, refuse on input rules, fit the prompt to
+              the context window and build the request
+    stream    queue the job, show its text through the output filter and the streamer,
+              cut at the length cap, deliver the final text
+    remember  store the exchange in the channel's memory
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from bot.adapter import Adapter
+from bot.backends.base import SAMPLING_DEFAULTS, Backend, ChatMessage, GenerationRequest
+from bot.errors import CabotError, InferenceError
+from bot.filters import OutputFilter, refusal_for
+from bot.messages import IncomingMessage
+from bot.prompt_fit import FittedPrompt, PromptBudget, fit_prompt
+from bot.queue import InferenceQueue, Job
+from bot.resolution import ProfileResolver
+from bot.store import Store
+from bot.streaming import ReplyStreamer
+from profiles import ComposedPlan
+
+log = logging.getLogger(__name__)
+
+ELLIPSIS = "…"
+
+Say = Callable[[Adapter, IncomingMessage, str, bool], Awaitable[None]]
+"""Posts a notice in reply to a message; the flag asks for it to be ephemeral."""
+
+
+@dataclass(frozen=True)
+class ChatLimits:
+    """Context and memory limits for chat replies."""
+
+    n_ctx: int = 2048
+    reply_tokens: int = 256
+    history_messages: int = 40
+
+
+@dataclass
+class ReplyStats:
+    """What happened while answering one message (for logs, tests and benchmarks)."""
+
+    received_at: float = 0.0
+    first_text_at: float | None = None
+    finished_at: float | None = None
+    pieces: int = 0
+    edits: int = 0
+    sends: int = 0
+    text: str = ""
+
+    def describe(self) -> str:
+        """``first text after 0.21 s; 64 pieces in 0.80 s (80.0/s)``."""
+        if self.first_text_at is None or self.finished_at is None:
+            return "no text was generated"
+        first = self.first_text_at - self.received_at
+        total = self.finished_at - self.received_at
+        rate = self.pieces / max(total - first, 1e-9)
+        return (f"first text after {first:.2f} s; {self.pieces} pieces in {total:.2f} s "
+                f"({rate:.1f}/s after the first); {self.edits} edits, {self.sends} messages")
+
+
+@dataclass(frozen=True)
+class PreparedReply:
+    """A reply ready to queue: the plan it follows, its fitted prompt and its request."""
+
+    plan: ComposedPlan
+    fitted: FittedPrompt
+    request: GenerationRequest
+
+    @property
+    def length_cap(self) -> int | None:
+        """The plan's reply length cap in characters, if any."""
+        return self.plan.max_reply_chars.value if self.plan.max_reply_chars else None
+
+    def output_filter(self) -> OutputFilter:
+        """A fresh stream filter for this reply's banned words and redactions."""
+        return OutputFilter(
+            banned=self.request.banned,
+            redact=[(s.value.pattern, s.value.replacement) for s in self.plan.redact],
+        )
+
+
+def build_request(plan: ComposedPlan, messages: tuple[ChatMessage, ...], reply_tokens: int,
+                  session: str) -> GenerationRequest:
+    """The backend request for a composed plan and a fitted prompt."""
+    # reply_tokens is the budgeted reply length (already clamped to the context window).
+    values = {**SAMPLING_DEFAULTS, **plan.sampling_values(), "max_tokens": reply_tokens}
+    return GenerationRequest(
+        messages=messages,
+        temperature=float(values["temperature"]),
+        top_p=float(values["top_p"]),
+        top_k=int(values["top_k"]),
+        min_p=float(values["min_p"]),
+        repeat_penalty=float(values["repeat_penalty"]),
+        max_tokens=int(values["max_tokens"]),
+        stop=tuple(s.value for s in plan.stop),
+        banned=tuple(s.value for s in plan.banned),
+        grammar=plan.grammar.value if plan.grammar else None,
+        session=session,
+    )
+
+
+def cut_to_length(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters at a sentence or word end, with an ellipsis."""
+    if len(text) <= limit:
+        return text
+    window = text[: limit - 1]
+    for mark in (". ", "! ", "? ", "\n"):
+        at = window.rfind(mark)
+        if at > limit * 0.6:
+            return window[: at + 1].rstrip() + " " + ELLIPSIS
+    at = window.rfind(" ")
+    if at > limit * 0.6:
+        window = window[:at]
+    return window.rstrip() + ELLIPSIS
+
+
+class ChatReplier:
+    """Answers chat messages: each reply prepared, streamed and remembered."""
+
+    def __init__(
+        self,
+        store: Store,
+        resolver: ProfileResolver,
+        queue: InferenceQueue,
+        backend: Backend,
+        limits: ChatLimits,
+        say: Say,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._resolver = resolver
+        self._queue = queue
+        self._backend = backend
+        self._limits = limits
+        self._say = say
+        self._clock = clock
+
+    async def reply(self, adapter: Adapter, message: IncomingMessage) -> ReplyStats:
+        """Answer ``message`` with a streamed reply; returns what happened."""
+        stats = ReplyStats(received_at=self._clock())
+        prepared = await self.prepare(adapter, message)
+        if prepared is None:
+            return stats
+        try:
+            job = self._queue.submit(
+                prepared.request, message.scope.key(), f"{message.scope.platform}:"
+                f"{message.author_id}"
+            )
+        except InferenceError as error:
+            await self._say(adapter, message, str(error), True)
+            return stats
+        visible = await self.stream(adapter, message, prepared, job, stats)
+        await self.remember(message, prepared, visible)
+        return stats
+
+    async def prepare(self, adapter: Adapter, message: IncomingMessage
+                      ) -> PreparedReply | None:
+        """The request for ``message``; None when it was answered already (refused, error)."""
+        scope = message.scope
+        try:
+            resolved = await self._resolver.resolve(scope)
+        except CabotError as error:
+            await self._say(adapter, message, str(error), False)
+            return None
+        plan = resolved.plan
+        refusal = refusal_for(
+            message.text, [(s.value.pattern, s.value.message) for s in plan.refuse]
+        )
+        if refusal is not None:
+            await self._say(adapter, message, refusal, False)
+            return None
+        reply_tokens = int(plan.sampling_values().get("max_tokens", self._limits.reply_tokens))
+        budget = PromptBudget(self._limits.n_ctx, min(reply_tokens, self._limits.n_ctx // 2))
+        history = await self._store.conversations.history(scope, self._limits.history_messages)
+        fitted = fit_prompt(
+            plan.system_prompt, history, message.text, budget, self._backend.count_tokens
+        )
+        if fitted.notice:
+            await self._say(adapter, message, fitted.notice, True)
+        request = build_request(plan, fitted.messages, budget.reply_tokens, scope.key())
+        return PreparedReply(plan, fitted, request)
+
+    async def stream(
+        self,
+        adapter: Adapter,
+        message: IncomingMessage,
+        prepared: PreparedReply,
+        job: Job,
+        stats: ReplyStats,
+    ) -> str:
+        """Show the job's text as it comes and deliver the final reply; the text shown."""
+        streamer = ReplyStreamer(adapter, message, self._clock)
+        output = prepared.output_filter()
+        limit = prepared.length_cap
+        typing = asyncio.create_task(self._keep_typing(adapter, message, streamer))
+        visible = ""
+        failure: str | None = None
+        told_position = False
+        try:
+            async for event in job.events():
+                if event.kind == "position" and not told_position and event.position > 0:
+                    told_position = True
+                    ahead = event.position
+                    await self._say(adapter, message, f"⏳ Queued: {ahead} request"
+                                    f"{'s' if ahead != 1 else ''} ahead of yours.", True)
+                elif event.kind == "text":
+                    stats.pieces += 1
+                    visible += output.feed(event.text)
+                    if limit is not None and len(visible) >= limit:
+                        job.cancel()
+                        break
+                    if visible.strip() and stats.first_text_at is None:
+                        stats.first_text_at = self._clock()
+                    await streamer.update(visible)
+                elif event.kind == "error" and event.error is not None:
+                    failure = str(event.error)
+        finally:
+            typing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await typing
+            if not job.finished:
+                job.cancel()
+        visible += output.flush()
+        if limit is not None:
+            visible = cut_to_length(visible, limit)
+        final = visible.strip()
+        if failure is not None:
+            final = f"{final}\n\n⚠️ {failure}" if final else f"⚠️ {failure}"
+        await streamer.finish(final)
+        stats.finished_at = self._clock()
+        stats.edits, stats.sends, stats.text = streamer.edits, streamer.sends, final
+        return visible.strip()
+
+    async def remember(self, message: IncomingMessage, prepared: PreparedReply, text: str
+                       ) -> None:
+        """Store the exchange in the channel's memory (nothing when no text was shown)."""
+        if not text:
+            return
+        await self._store.conversations.append_exchange(
+            message.scope,
+            [("user", prepared.fitted.user_text), ("assistant", text)],
+            self._limits.history_messages,
+        )
+
+    async def _keep_typing(
+        self, adapter: Adapter, message: IncomingMessage, streamer: ReplyStreamer
+    ) -> None:
+        caps = adapter.capabilities
+        if not caps.can_type:
+            return
+        while not streamer.started:
+            try:
+                await adapter.show_typing(message)
+            except Exception as error:  # a typing indicator is never worth failing a reply
+                log.debug("typing indicator failed: %s", error)
+                return
+            await asyncio.sleep(caps.typing_interval)
