@@ -24,7 +24,7 @@ from cachetools import LRUCache
 from discord import app_commands
 
 from adapters.discord.client import Endpoints, make_client, no_pings
-from adapters.discord.commands import Interaction, build_commands
+from adapters.discord.commands import Interaction, build_commands, command_text
 from adapters.discord.convert import (
     INTERACTION_KEY,
     MESSAGE_KEY,
@@ -37,8 +37,9 @@ from adapters.discord.convert import (
 from adapters.discord.requests import InteractionReply, RequestGate
 from adapters.discord.settings import DiscordSettings
 from bot.adapter import Capabilities, MessageSink
+from bot.commands import Registry, build_registry
 from bot.errors import AdapterError, ConfigError
-from bot.messages import IncomingMessage, OutgoingMessage, SentMessage
+from bot.messages import Command, IncomingMessage, OutgoingMessage, SentMessage
 from profiles import Library, load_builtin_library
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,7 @@ class DiscordAdapter:
         start_timeout: float = 60.0,
         sync_commands: bool = True,
         max_ratelimit_timeout: float = MIN_RATELIMIT_TIMEOUT,
+        registry: Registry | None = None,
     ) -> None:
         if settings.token is None:
             raise ConfigError(
@@ -103,6 +105,7 @@ class DiscordAdapter:
         self._layers_dir = layers_dir
         self._endpoints = Endpoints(settings.api_url, settings.gateway_url)
         self._library = library
+        self._registry = registry if registry is not None else build_registry()
         self._builtin: Library | None = None
         self._guild_ready_timeout = guild_ready_timeout
         self._start_timeout = start_timeout
@@ -196,7 +199,8 @@ class DiscordAdapter:
         )
         self._tree = app_commands.CommandTree(client)
         self._tree.error(self._on_tree_error)
-        build_commands(self._tree, self._run_command, self._library_for_interaction)
+        build_commands(self._tree, self._registry, self._run_command,
+                       self._library_for_interaction)
         return client
 
     def _client_ended(self, task: asyncio.Task[None]) -> None:
@@ -257,8 +261,11 @@ class DiscordAdapter:
         self._looked_up[channel.id] = found
         return found
 
-    async def _run_command(self, interaction: Interaction, text: str, private: bool) -> None:
+    async def _run_command(
+        self, interaction: Interaction, command: Command, private: bool
+    ) -> None:
         reply = InteractionReply(interaction, private)
+        text = command_text(command)
         try:
             await reply.acknowledge()
         except (discord.HTTPException, aiohttp.ClientError) as error:
@@ -266,7 +273,7 @@ class DiscordAdapter:
             return
         sink = self._sink
         if sink is not None:
-            await sink(incoming_from_interaction(interaction, text, reply))
+            await sink(incoming_from_interaction(interaction, text, reply, command))
 
     async def _on_tree_error(
         self, interaction: Interaction, error: app_commands.AppCommandError

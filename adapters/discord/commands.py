@@ -1,44 +1,34 @@
-"""Slash commands for every core command, delivered to the core as command text.
+"""Discord's slash commands, generated from the core's command registry.
 
-Each slash command becomes the text the core parses (``/profile use kids --community``),
-so Discord adds no rules of its own: permissions are checked by the core from the
-moderator flags the adapter computes when the command runs.
+Each declared command becomes a slash command (a group's commands become subcommands)
+with typed options: choices for fixed values, autocomplete for profiles and layers. An
+invocation reaches the core as a typed :class:`~bot.messages.Command`; Discord adds no
+rules of its own: permissions are checked by the core from the moderator flags the
+adapter computes when the command runs.
 """
 
 from __future__ import annotations
 
-import shlex
-from collections.abc import Awaitable, Callable
+import inspect
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import discord
 from discord import app_commands
 
+from bot.commands import ArgKind, Argument, CommandSpec, Registry
+from bot.messages import ArgValue, Command
 from profiles import Library
 
 Interaction = discord.Interaction[Any]
-CommandRunner = Callable[[Interaction, str, bool], Awaitable[None]]
-"""Runs ``text`` for an interaction; the flag says whether the answer is likely private."""
+CommandRunner = Callable[[Interaction, Command, bool], Awaitable[None]]
+"""Runs a command for an interaction; the flag says whether the answer is private."""
 LibraryForInteraction = Callable[[Interaction], Awaitable[Library]]
+Completer = Callable[[Interaction, str], Coroutine[Any, Any, list[app_commands.Choice[str]]]]
 
 MAX_CHOICES = 25  # Discord's limit per autocomplete answer
 MAX_CHOICE_LENGTH = 100
-
-SCOPE_CHOICES = [
-    app_commands.Choice(name="this channel (or thread)", value="channel"),
-    app_commands.Choice(name="this thread only", value="thread"),
-    app_commands.Choice(name="the whole server", value="community"),
-]
-SCOPE_HELP = "Where the change applies (default: here)"
-
-
-def command_text(*words: str | None) -> str:
-    """The core command for ``words``, quoted so the core's shlex parsing gets them back."""
-    return "/" + " ".join(shlex.quote(word) for word in words if word)
-
-
-def scope_flag(scope: str | None) -> str | None:
-    return f"--{scope}" if scope else None
+MAX_DESCRIPTION = 100  # Discord's limit for command and option descriptions
 
 
 def _choices(names: list[str], typed: str) -> list[app_commands.Choice[str]]:
@@ -68,96 +58,102 @@ def layer_choices(names: list[str], typed: str) -> list[app_commands.Choice[str]
     return choices
 
 
-def build_commands(
-    tree: app_commands.CommandTree[Any], run: CommandRunner, library: LibraryForInteraction
-) -> None:
-    """Add ``/profile ...``, ``/forget``, ``/answer`` and ``/help`` to ``tree``."""
-    profile = app_commands.Group(
-        name="profile", description="See or change the profile cabot follows here"
-    )
+def command_text(command: Command) -> str:
+    """How the command reads typed out (``/profile use kids --community``), for logs."""
+    words = ["/" + " ".join(command.path)]
+    for name, value in command.args.items():
+        if value is None:
+            continue
+        if name == "scope":
+            words.append(f"--{value}")
+        else:
+            words.extend(value if isinstance(value, tuple) else [value])
+    return " ".join(words)
 
-    async def complete_profile(
-        interaction: Interaction, current: str
-    ) -> list[app_commands.Choice[str]]:
+
+def build_commands(
+    tree: app_commands.CommandTree[Any],
+    registry: Registry,
+    run: CommandRunner,
+    library: LibraryForInteraction,
+) -> None:
+    """Add a slash command to ``tree`` for every command in ``registry``."""
+    completers = _completers(library)
+    for name in registry.top_level:
+        children = registry.children(name)
+        if not children:
+            tree.add_command(_slash(registry.spec((name,)), run, completers))
+            continue
+        group_info = registry.groups.get(name)
+        group = app_commands.Group(
+            name=name, description=_describe(group_info.description if group_info else name)
+        )
+        for spec in children:
+            group.add_command(_slash(spec, run, completers, parent=group))
+        tree.add_command(group)
+
+
+def _completers(library: LibraryForInteraction) -> dict[tuple[ArgKind, bool], Completer]:
+    async def profiles(interaction: Interaction, current: str
+                       ) -> list[app_commands.Choice[str]]:
         return _choices(sorted((await library(interaction)).profiles), current)
 
-    async def complete_layers(
-        interaction: Interaction, current: str
-    ) -> list[app_commands.Choice[str]]:
+    async def layer(interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
+        return _choices(sorted((await library(interaction)).layers), current)
+
+    async def layers(interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
         return layer_choices(sorted((await library(interaction)).layers), current)
 
-    @profile.command(name="show", description="The profile in effect here and where it is set")
-    async def show(interaction: Interaction) -> None:
-        await run(interaction, command_text("profile", "show"), True)
+    return {(ArgKind.PROFILE, False): profiles, (ArgKind.LAYER, False): layer,
+            (ArgKind.LAYER, True): layers}
 
-    @profile.command(name="explain", description="Exactly what the model is told, by layer")
-    @app_commands.describe(name="A profile to explain instead of the one in effect")
-    async def explain(interaction: Interaction, name: str | None = None) -> None:
-        await run(interaction, command_text("profile", "explain", name), True)
 
-    explain.autocomplete("name")(complete_profile)
+def _slash(
+    spec: CommandSpec,
+    run: CommandRunner,
+    completers: dict[tuple[ArgKind, bool], Completer],
+    parent: app_commands.Group | None = None,
+) -> app_commands.Command[Any, ..., None]:
+    """One slash command whose options are ``spec``'s arguments."""
 
-    @profile.command(name="list", description="The profiles you can use")
-    async def list_profiles(interaction: Interaction) -> None:
-        await run(interaction, command_text("profile", "list"), True)
+    async def callback(interaction: Interaction, **values: str | None) -> None:
+        args: dict[str, ArgValue] = {}
+        for arg in spec.arguments:
+            value = values.get(arg.name)
+            args[arg.name] = tuple(value.split()) if arg.many and value else value
+        await run(interaction, Command(spec.path, args), spec.private)
 
-    @profile.command(name="layers", description="The layers you can stack")
-    async def layers(interaction: Interaction) -> None:
-        await run(interaction, command_text("profile", "layers"), True)
+    # discord.py reads a command's options from its callback's signature.
+    callback.__dict__["__signature__"] = inspect.Signature(
+        [inspect.Parameter("interaction", inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                           annotation=discord.Interaction)]
+        + [_parameter(arg) for arg in spec.arguments]
+    )
+    command: app_commands.Command[Any, ..., None] = app_commands.Command(
+        name=spec.path[-1], description=_describe(spec.description), callback=callback,
+        parent=parent,
+    )
+    descriptions = {arg.name: arg.description for arg in spec.arguments}
+    if descriptions:
+        app_commands.describe(**descriptions)(command)
+    fixed = {arg.name: [app_commands.Choice(name=c.label, value=c.value) for c in arg.choices]
+             for arg in spec.arguments if arg.choices}
+    if fixed:
+        app_commands.choices(**fixed)(command)
+    for arg in spec.arguments:
+        completer = completers.get((arg.kind, arg.many))
+        if completer is not None and not arg.choices:
+            command.autocomplete(arg.name)(completer)
+    return command
 
-    @profile.command(name="audit", description="The latest profile changes on this server")
-    async def audit(interaction: Interaction) -> None:
-        await run(interaction, command_text("profile", "audit"), True)
 
-    @profile.command(name="use", description="Switch to a profile (moderators)")
-    @app_commands.describe(name="The profile", scope=SCOPE_HELP)
-    @app_commands.choices(scope=SCOPE_CHOICES)
-    async def use(interaction: Interaction, name: str, scope: str | None = None) -> None:
-        await run(interaction, command_text("profile", "use", name, scope_flag(scope)), False)
+def _parameter(arg: Argument) -> inspect.Parameter:
+    if arg.required:
+        return inspect.Parameter(arg.name, inspect.Parameter.KEYWORD_ONLY, annotation=str)
+    return inspect.Parameter(arg.name, inspect.Parameter.KEYWORD_ONLY,
+                             annotation=str | None, default=None)
 
-    use.autocomplete("name")(complete_profile)
 
-    @profile.command(name="set", description="Use an explicit stack of layers (moderators)")
-    @app_commands.describe(layers="Layer names, bottom first, separated by spaces",
-                           scope=SCOPE_HELP)
-    @app_commands.choices(scope=SCOPE_CHOICES)
-    async def set_layers(interaction: Interaction, layers: str, scope: str | None = None
-                         ) -> None:
-        await run(interaction,
-                  command_text("profile", "set", *layers.split(), scope_flag(scope)), False)
-
-    set_layers.autocomplete("layers")(complete_layers)
-
-    @profile.command(name="reset", description="Go back to the inherited profile (moderators)")
-    @app_commands.describe(scope=SCOPE_HELP)
-    @app_commands.choices(scope=SCOPE_CHOICES)
-    async def reset(interaction: Interaction, scope: str | None = None) -> None:
-        await run(interaction, command_text("profile", "reset", scope_flag(scope)), False)
-
-    @profile.command(name="define", description="Create a server profile from layers "
-                     "(server moderators)")
-    @app_commands.describe(name="The new profile's name",
-                           layers="Layer names, bottom first, separated by spaces")
-    async def define(interaction: Interaction, name: str, layers: str) -> None:
-        await run(interaction, command_text("profile", "define", name, *layers.split()), False)
-
-    define.autocomplete("layers")(complete_layers)
-    tree.add_command(profile)
-
-    @tree.command(name="forget", description="Clear this channel's conversation memory")
-    async def forget(interaction: Interaction) -> None:
-        await run(interaction, command_text("forget"), False)
-
-    @tree.command(name="answer", description="Answer every message here, or only when "
-                  "addressed (moderators)")
-    @app_commands.describe(mode="When cabot answers in this channel")
-    @app_commands.choices(mode=[
-        app_commands.Choice(name="every message", value="always"),
-        app_commands.Choice(name="only mentions, replies and commands", value="addressed"),
-    ])
-    async def answer(interaction: Interaction, mode: str) -> None:
-        await run(interaction, command_text("answer", mode), False)
-
-    @tree.command(name="help", description="cabot's commands")
-    async def help_command(interaction: Interaction) -> None:
-        await run(interaction, command_text("help"), True)
+def _describe(text: str) -> str:
+    text = text[:1].upper() + text[1:]
+    return text if len(text) <= MAX_DESCRIPTION else text[: MAX_DESCRIPTION - 1] + "…"

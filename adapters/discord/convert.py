@@ -7,7 +7,7 @@ from typing import Any
 
 import discord
 
-from bot.messages import IncomingMessage, Scope
+from bot.messages import Command, IncomingMessage, Scope
 
 PLATFORM = "discord"
 MESSAGE_KEY = "discord_message"
@@ -137,9 +137,10 @@ def incoming_from_message(message: discord.Message, bot_id: int, channel: Any
 
 
 def incoming_from_interaction(
-    interaction: discord.Interaction[Any], text: str, handle: object
+    interaction: discord.Interaction[Any], text: str, handle: object,
+    command: Command | None = None,
 ) -> IncomingMessage:
-    """The neutral message for a slash command, as the equivalent command ``text``.
+    """The neutral message for a slash command: the typed ``command`` and how it reads.
 
     The moderator flags come from the permissions Discord resolved for this member in
     this channel when the command ran, not from the command's default-permission hint.
@@ -162,5 +163,6 @@ def incoming_from_interaction(
         mentions_bot=True,
         moderates_channel=moderates_channel,
         moderates_community=moderates_community,
+        command=command,
         extras={INTERACTION_KEY: handle},
     )

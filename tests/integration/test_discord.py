@@ -214,7 +214,7 @@ async def test_slash_commands_work_in_a_direct_message(
     async with running(tmp_path, fake, FakeBackend()) as (app, _):
         channel = fake.dm_channel(world.member)
         (done,) = await answers(fake, app, await fake.invoke(
-            world.member, channel, "profile", "use", name="tutor"))
+            world.member, channel, "profile", "use", profile="tutor"))
         scope = Scope(platform="discord", community=f"dm-{world.member['id']}",
                       channel=channel)
         bindings = await app.store.alignment.bindings_for(scope)
@@ -279,7 +279,7 @@ async def test_a_moderator_switches_the_server_profile_with_a_slash_command(
 ) -> None:
     async with running(tmp_path, fake, FakeBackend()) as (app, _):
         switch = await fake.invoke(world.server_mod, world.general, "profile", "use",
-                                   name="kids", scope="community")
+                                   profile="kids", scope="community")
         (done,) = await answers(fake, app, switch)
         show = await fake.invoke(world.member, world.other, "profile", "show")
         (shown,) = await answers(fake, app, show)
@@ -303,11 +303,11 @@ async def test_a_non_moderator_is_refused_and_nothing_changes(
     tmp_path: Path, fake: FakeDiscord, world: World
 ) -> None:
     async with running(tmp_path, fake, FakeBackend()) as (app, _):
-        attempt = await fake.invoke(world.member, world.general, "profile", "use", name="kids")
+        attempt = await fake.invoke(world.member, world.general, "profile", "use", profile="kids")
         (refusal,) = await answers(fake, app, attempt)
         # A channel moderator may change the channel but not the whole server.
         too_far = await fake.invoke(world.channel_mod, world.general, "profile", "use",
-                                    name="kids", scope="community")
+                                    profile="kids", scope="community")
         (refused,) = await answers(fake, app, too_far)
         scope = Scope(platform="discord", community=world.guild.id, channel=world.general)
         bindings = await app.store.alignment.bindings_for(scope)
@@ -325,13 +325,13 @@ async def test_a_thread_inherits_its_channel_profile_unless_it_has_its_own(
     backend = FakeBackend("Once upon a time.")
     async with running(tmp_path, fake, backend) as (app, _):
         await answers(fake, app, await fake.invoke(
-            world.channel_mod, world.general, "profile", "use", name="kids"))
+            world.channel_mod, world.general, "profile", "use", profile="kids"))
         (inherited,) = await answers(fake, app, await fake.invoke(
             world.member, world.thread, "profile", "show"))
         asked = await fake.say(world.member, world.thread, f"{mention(fake)} a story please")
         (story,) = await reply_to(fake, app, asked)
         await answers(fake, app, await fake.invoke(
-            world.owner, world.thread, "profile", "use", name="storyteller"))
+            world.owner, world.thread, "profile", "use", profile="storyteller"))
         (own,) = await answers(fake, app, await fake.invoke(
             world.member, world.thread, "profile", "show"))
         (parent,) = await answers(fake, app, await fake.invoke(
@@ -350,7 +350,7 @@ async def test_profile_and_layer_names_autocomplete(
 ) -> None:
     async with running(tmp_path, fake, FakeBackend()) as (_app, _):
         profile = await fake.invoke(world.member, world.general, "profile", "use",
-                                    autocomplete="name", name="ki")
+                                    autocomplete="profile", profile="ki")
         layers = await fake.invoke(world.member, world.general, "profile", "set",
                                    autocomplete="layers", layers="base hel")
         await fake.wait_for(lambda: profile.choices is not None and layers.choices is not None)

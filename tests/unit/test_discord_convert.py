@@ -51,7 +51,7 @@ class World:
 
     def invoked(self, author: JSON, channel: str, text: str) -> IncomingMessage:
         """What the adapter hands the core when ``author`` runs ``/profile use``."""
-        interaction = self.fake.new_interaction(author, channel, "profile", "use", name="kids")
+        interaction = self.fake.new_interaction(author, channel, "profile", "use", profile="kids")
         return incoming_from_interaction(self.discord.interaction(interaction), text, "handle")
 
     @property
