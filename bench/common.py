@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.app import App
-from bot.backends.base import Backend, GenerationRequest
+from bot.backends.base import LOCAL_SAMPLING, Backend, GenerationRequest
 from bot.settings import Settings
 from profiles import Library, load_builtin_library
 
@@ -135,6 +135,7 @@ class RecordingBackend:
         self.inner = inner
         self.name = inner.name
         self.max_parallel = inner.max_parallel
+        self.enforces = inner.enforces
         self.requests: list[GenerationRequest] = []
         self.pieces = 0
         self.spans: list[tuple[GenerationRequest, float, float]] = []
@@ -170,6 +171,7 @@ class NoopBackend:
     def __init__(self, reply: str = "ok", max_parallel: int = 64) -> None:
         self.reply = reply
         self.max_parallel = max_parallel
+        self.enforces = LOCAL_SAMPLING
 
     async def start(self) -> None:
         return None

@@ -7,12 +7,14 @@ from collections.abc import Sequence
 
 from bot.adapter import Adapter
 from bot.backends.base import Backend
+from bot.errors import ConfigError, ProfileError
 from bot.queue import InferenceQueue
 from bot.resolution import ProfileResolver
 from bot.router import ChatLimits, Router
 from bot.settings import Settings
 from bot.store import Store
 from profiles import Library, load_builtin_library
+from profiles.bounds import Bound, compose_bounded
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,27 @@ def create_backend(settings: Settings) -> Backend:
     )
 
 
+def check_floor(library: Library, settings: Settings) -> None:
+    """Fail at start-up when the default profile or the operator's floor cannot work.
+
+    Raises:
+        ConfigError: naming the setting, what is wrong and what to do.
+    """
+    default = library.profile(settings.default_profile)
+    try:
+        floor = library.stack(settings.floor_layers)
+    except ProfileError as error:
+        raise ConfigError(f"CABOT_FLOOR_LAYERS: {error}") from None
+    bounds = [Bound(layer, "floor", "the operator") for layer in floor]
+    try:
+        compose_bounded(library.stack(default.layers), bounds)
+    except ProfileError as error:
+        raise ConfigError(
+            f"CABOT_FLOOR_LAYERS cannot be composed with the default profile "
+            f"{default.name!r}: {error}"
+        ) from None
+
+
 class App:
     """Everything cabot runs, wired together once from the settings.
 
@@ -63,7 +86,7 @@ class App:
         )
         for problem in self.library.problems:
             log.error("skipped a layer file: %s", problem)
-        self.library.profile(settings.default_profile)  # fail fast on a bad default
+        check_floor(self.library, settings)  # fail fast on a bad default or floor
         self.store = store if store is not None else Store(settings.db)
         self.backend = backend if backend is not None else create_backend(settings)
         self.queue = InferenceQueue(
@@ -75,7 +98,8 @@ class App:
             job_timeout=settings.job_timeout,
         )
         self.resolver = ProfileResolver(
-            self.store.alignment, self.library, settings.default_profile
+            self.store.alignment, self.library, settings.default_profile,
+            floor=settings.floor_layers,
         )
         self.router = Router(
             self.store,

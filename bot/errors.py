@@ -15,6 +15,7 @@ them apart with ``isinstance``, never by their text.
     ├── StoreError                  the SQLite store cannot be opened or written
     │   └── SchemaTooNewError       the database was written by a newer cabot
     ├── PermissionDeniedError       a non-moderator tried a moderator command
+    │   └── BoundLayerError         a change the operator's floor or a community lock forbids
     ├── CommandError                a command with bad arguments
     ├── InferenceError              a generation failed
     │   ├── ContextOverflowError    the prompt does not fit the model's context window
@@ -41,6 +42,7 @@ from profiles.errors import (
 
 __all__ = [
     "AdapterError",
+    "BoundLayerError",
     "CabotError",
     "CommandError",
     "CompositionError",
@@ -78,6 +80,10 @@ class SchemaTooNewError(StoreError):
 
 class PermissionDeniedError(CabotError):
     """A non-moderator tried a moderator command."""
+
+
+class BoundLayerError(PermissionDeniedError):
+    """A stack that would drop or clash with a floor or locked layer; says who can lift it."""
 
 
 class CommandError(CabotError):

@@ -39,7 +39,7 @@ class Router:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
-        self.commands = CommandRunner(store, resolver)
+        self.commands = CommandRunner(store, resolver, enforces=backend.enforces)
         self._tasks: set[asyncio.Task[None]] = set()
         self._observers: list[ReplyObserver] = []
         self._replier = ChatReplier(

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
 
@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     db: Path = Field(default=Path("cabot.db"), description="The SQLite database file.")
     layers_dir: Path | None = Field(default=None, description="Extra layer and profile files.")
     default_profile: str = "default"
+    floor_layers: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="The operator's floor: layers composed into every stack, everywhere, "
+        "that no moderator can remove (comma-separated names).",
+    )
 
     n_ctx: int = Field(default=2048, ge=256, description="The model's context window in tokens.")
     n_threads: int | None = Field(default=None, ge=1)
@@ -64,6 +69,14 @@ class Settings(BaseSettings):
     history_messages: int = Field(default=40, ge=0, description="Messages kept per channel.")
 
     log_level: str = "INFO"
+
+    @field_validator("floor_layers", mode="before")
+    @classmethod
+    def _split_names(cls, value: object) -> object:
+        """``no-mentions, no-pii`` → ``("no-mentions", "no-pii")``."""
+        if isinstance(value, str):
+            return tuple(name.strip() for name in value.split(",") if name.strip())
+        return value
 
     def model_path(self) -> Path:
         """The GGUF file to load: ``CABOT_MODEL``, else the bundled SmolLM2.

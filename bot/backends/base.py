@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
-from typing import Protocol, cast
+from typing import Literal, Protocol, cast
 
 
 @dataclass(frozen=True)
@@ -48,15 +48,24 @@ SAMPLING_DEFAULTS: Mapping[str, float] = MappingProxyType({
 """The sampling values a reply uses where no layer sets them: ``GenerationRequest``'s own."""
 
 
+SamplingRule = Literal["banned", "grammar", "stop", "max_tokens"]
+"""A hard rule a backend can apply while it samples (the rest are cabot's filters)."""
+
+LOCAL_SAMPLING: frozenset[SamplingRule] = frozenset({"banned", "grammar", "stop", "max_tokens"})
+"""What the in-process llama.cpp engines enforce at sampling: every kind."""
+
+
 class Backend(Protocol):
     """Generates streamed text for requests.
 
     ``max_parallel`` is how many requests it can run at once (a batching engine
-    runs several); the queue never gives it more.
+    runs several); the queue never gives it more. ``enforces`` names the hard rules it
+    applies at sampling; cabot's stream and input filters hold every rule regardless.
     """
 
     name: str
     max_parallel: int
+    enforces: frozenset[SamplingRule]
 
     async def start(self) -> None:
         """Load the model; returns when ready."""

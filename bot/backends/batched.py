@@ -16,7 +16,7 @@ import os
 from collections.abc import AsyncGenerator
 from pathlib import Path
 
-from bot.backends.base import GenerationRequest
+from bot.backends.base import LOCAL_SAMPLING, GenerationRequest
 from bot.backends.bridge import ThreadBridge
 from bot.backends.engine import BatchEngine
 from bot.backends.engine_job import EngineJob
@@ -57,6 +57,7 @@ class BatchedBackend:
         if parallel < 1:
             raise ValueError("parallel must be at least 1")
         self.max_parallel = parallel
+        self.enforces = LOCAL_SAMPLING
         self.engine = BatchEngine(
             model_path,
             n_ctx=n_ctx,

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.backends.banning import BannedWordsCache
-from bot.backends.base import GenerationRequest
+from bot.backends.base import LOCAL_SAMPLING, GenerationRequest
 from bot.backends.bridge import ThreadBridge
 from bot.backends.control_tokens import ControlTokenGuard
 from bot.backends.token_count import TokenCounter
@@ -30,6 +30,7 @@ class LlamaBackend:
 
     name = "llama.cpp"
     max_parallel = 1
+    enforces = LOCAL_SAMPLING
 
     def __init__(
         self,

@@ -52,6 +52,11 @@ COMMANDS = (
                 handlers.profile_define,
                 (Argument("name", ArgKind.WORD, "The new profile's name"), LAYERS),
                 Permission.COMMUNITY_MODERATOR),
+    CommandSpec(("profile", "lock"),
+                "make layers part of every stack in this community, whatever a channel selects",
+                handlers.profile_lock, (LAYERS,), Permission.COMMUNITY_MODERATOR),
+    CommandSpec(("profile", "unlock"), "lift a community lock",
+                handlers.profile_unlock, (LAYERS,), Permission.COMMUNITY_MODERATOR),
     CommandSpec(("profile", "audit"), "the latest alignment changes: who, when, old, new",
                 handlers.profile_audit, private=True),
     CommandSpec(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.backends.base import LOCAL_SAMPLING, SamplingRule
 from bot.messages import IncomingMessage
 from bot.resolution import ProfileResolver
 from bot.store import Actor, Level, Store
@@ -27,6 +28,8 @@ class CommandContext:
     level: Level
     """Where the command applies (its scope option, else the place it was sent from)."""
     help_text: str
+    enforces: frozenset[SamplingRule] = LOCAL_SAMPLING
+    """The hard rules the backend in use enforces at sampling (for /profile explain)."""
 
     @property
     def actor(self) -> Actor:

@@ -5,11 +5,15 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from bot.backends.base import SAMPLING_DEFAULTS
+from bot.backends.base import LOCAL_SAMPLING, SAMPLING_DEFAULTS, SamplingRule
 from bot.resolution import Resolved
 from bot.store import AuditEntry
 from profiles import ComposedPlan, Library
+from profiles.bounds import Bound
 from profiles.models import Sampling
+
+PROMPT_NOTE = ("The system prompt asks; it is not a guarantee: the model follows it as well as "
+               "it can. The rules below are enforced by cabot.")
 
 
 def mask(word: str) -> str:
@@ -26,14 +30,40 @@ def describe_stack(resolved: Resolved) -> str:
         lines[0] += f" (by {binding.set_by})"
     for layer in resolved.stack:
         origin = resolved.library.layer_origin(layer.name)
-        lines.append(f"  {layer.name} ({origin}) — {layer.description}")
+        bound = resolved.bound(layer.name)
+        mark = f" [{bound_label(bound)}]" if bound is not None else ""
+        lines.append(f"  {layer.name} ({origin}){mark} — {layer.description}")
     lines.extend(f"Note: {warning}" for warning in resolved.warnings)
     return "\n".join(lines)
 
 
-def explain_plan(plan: ComposedPlan, header: str, mask_banned: bool = True) -> str:
-    """The ``/profile explain`` text: prompt, settings and rules, each with its layer."""
-    lines = [header, f"Layers (bottom first): {', '.join(plan.layers)}", "", "System prompt:"]
+def bound_label(bound: Bound) -> str:
+    """``operator floor`` or ``locked by serena``."""
+    return "operator floor" if bound.kind == "floor" else f"locked by {bound.by}"
+
+
+def explain_plan(
+    plan: ComposedPlan,
+    header: str,
+    mask_banned: bool = True,
+    *,
+    bounds: tuple[Bound, ...] = (),
+    enforces: frozenset[SamplingRule] = LOCAL_SAMPLING,
+) -> str:
+    """The ``/profile explain`` text: prompt, settings and rules, each with its layer.
+
+    Each hard rule says where it is enforced with the backend in use (``enforces``): at
+    sampling, in the stream filter, or on input.
+    """
+    lines = [header, f"Layers (bottom first): {', '.join(plan.layers)}"]
+    floor = [b.layer.name for b in bounds if b.kind == "floor"]
+    locks = [f"{b.layer.name} (by {b.by})" for b in bounds if b.kind == "lock"]
+    if floor:
+        lines.append(f"Operator floor (in every stack; no moderator can remove it): "
+                     f"{', '.join(floor)}")
+    if locks:
+        lines.append(f"Locked in this community (in every stack here): {', '.join(locks)}")
+    lines += ["", "System prompt:"]
     if plan.prompt:
         lines.extend(f"  [{part.layer}] {part.value}" for part in plan.prompt)
     else:
@@ -46,12 +76,33 @@ def explain_plan(plan: ComposedPlan, header: str, mask_banned: bool = True) -> s
             lines.append(f"  {key} = {SAMPLING_DEFAULTS[key]}  (cabot default)")
         else:
             lines.append(f"  {key} = (cabot default)")
-    lines += ["", "Rules:"]
-    lines.extend(_rules(plan, mask_banned) or ["  (none)"])
+    lines += ["", "Rules (and where each is enforced):"]
+    lines.extend(_rules(plan, mask_banned, enforces) or ["  (none)"])
+    if plan.prompt:
+        lines += ["", PROMPT_NOTE]
     return "\n".join(lines)
 
 
-def _rules(plan: ComposedPlan, mask_banned: bool) -> list[str]:
+def where_enforced(rule: str, enforces: frozenset[SamplingRule]) -> str:
+    """Where a kind of hard rule is enforced with a backend that ``enforces`` these."""
+    if rule == "banned":
+        sampling = "at sampling (logit bias) and " if "banned" in enforces else ""
+        return f"{sampling}in the stream filter, before any text is shown"
+    if rule == "refuse":
+        return "on input: a matching message is refused before the model sees it"
+    if rule == "redact":
+        return "in the stream filter, before any text is shown"
+    if rule == "max_reply_chars":
+        return "in the stream: the reply is cut at the limit"
+    if rule == "stop":
+        return ("at sampling: generation ends there" if "stop" in enforces
+                else "in the stream: text from there on is dropped")
+    return ("at sampling: only text the grammar allows can be generated" if "grammar" in enforces
+            else "not enforceable on this backend")
+
+
+def _rules(plan: ComposedPlan, mask_banned: bool, enforces: frozenset[SamplingRule]
+           ) -> list[str]:
     rules = []
     by_layer: dict[str, list[str]] = {}
     for sourced in plan.banned:
@@ -59,22 +110,27 @@ def _rules(plan: ComposedPlan, mask_banned: bool) -> list[str]:
             mask(sourced.value) if mask_banned else sourced.value
         )
     for layer, words in by_layer.items():
-        rules.append(f"  banned words ({len(words)}): {', '.join(words)}  ({layer})")
+        rules.append(f"  banned words ({len(words)}): {', '.join(words)}  ({layer})"
+                     f" — {where_enforced('banned', enforces)}")
     rules += [
-        f"  refuse /{s.value.pattern}/ with \"{s.value.message}\"  ({s.layer})" for s in plan.refuse
+        f"  refuse /{s.value.pattern}/ with \"{s.value.message}\"  ({s.layer})"
+        f" — {where_enforced('refuse', enforces)}" for s in plan.refuse
     ]
     rules += [
         f"  redact /{s.value.pattern}/ as \"{s.value.replacement}\"  ({s.layer})"
+        f" — {where_enforced('redact', enforces)}"
         for s in plan.redact
     ]
     if plan.max_reply_chars is not None:
         rules.append(
             f"  max reply length = {plan.max_reply_chars.value} characters  "
-            f"({plan.max_reply_chars.layer})"
+            f"({plan.max_reply_chars.layer}) — {where_enforced('max_reply_chars', enforces)}"
         )
-    rules += [f"  stop at {s.value!r}  ({s.layer})" for s in plan.stop]
+    rules += [f"  stop at {s.value!r}  ({s.layer}) — {where_enforced('stop', enforces)}"
+              for s in plan.stop]
     if plan.grammar is not None:
-        rules.append(f"  output grammar: {plan.grammar.value}  ({plan.grammar.layer})")
+        rules.append(f"  output grammar: {plan.grammar.value}  ({plan.grammar.layer})"
+                     f" — {where_enforced('grammar', enforces)}")
     return rules
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from bot.backends.base import LOCAL_SAMPLING, SamplingRule
 from bot.commands.catalog import build_registry
 from bot.commands.context import CommandContext, CommandReply
 from bot.commands.registry import Registry, check_permission, validate
@@ -19,10 +20,15 @@ class CommandRunner:
     """Runs every declared command against the store and the profile resolver."""
 
     def __init__(
-        self, store: Store, resolver: ProfileResolver, registry: Registry | None = None
+        self,
+        store: Store,
+        resolver: ProfileResolver,
+        registry: Registry | None = None,
+        enforces: frozenset[SamplingRule] = LOCAL_SAMPLING,
     ) -> None:
         self._store = store
         self._resolver = resolver
+        self._enforces = enforces
         self.registry = registry if registry is not None else build_registry()
         self._help = self.registry.help_text()
 
@@ -44,7 +50,9 @@ class CommandRunner:
         try:
             command = validate(spec, command)
             level = check_permission(spec, command, message)
-            context = CommandContext(message, self._store, self._resolver, level, self._help)
+            context = CommandContext(
+                message, self._store, self._resolver, level, self._help, self._enforces
+            )
             return await spec.handler(context, command)
         except CabotError as error:
             return CommandReply(str(error), ephemeral=True)

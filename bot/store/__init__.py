@@ -16,7 +16,7 @@ from pathlib import Path
 from bot.store.alignment import AlignmentStore
 from bot.store.connection import Database
 from bot.store.conversation import ConversationStore
-from bot.store.models import Actor, AuditEntry, Binding, Level, Place
+from bot.store.models import Actor, AuditEntry, Binding, Level, Lock, Place
 
 __all__ = [
     "Actor",
@@ -26,6 +26,7 @@ __all__ = [
     "ConversationStore",
     "Database",
     "Level",
+    "Lock",
     "Place",
     "Store",
 ]

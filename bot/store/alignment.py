@@ -16,7 +16,7 @@ import aiosqlite
 from bot.errors import StoreError
 from bot.messages import Scope
 from bot.store.connection import Database
-from bot.store.models import Actor, AuditEntry, Binding, Level, Place
+from bot.store.models import Actor, AuditEntry, Binding, Level, Lock, Place
 
 
 def level_place(scope: Scope, level: Level) -> Place:
@@ -198,6 +198,60 @@ class AlignmentStore:
             return [
                 (row[0], row[1], tuple(json.loads(row[2]))) for row in await cursor.fetchall()
             ]
+
+    # -- community locks -------------------------------------------------------------
+
+    async def locks(self, platform: str, community: str) -> list[Lock]:
+        """The layers locked in a community, oldest first."""
+        async with self._database.db.execute(
+            "SELECT layer, locked_by_id, locked_by, locked_at FROM locks "
+            "WHERE platform=? AND community=? ORDER BY locked_at, layer",
+            (platform, community),
+        ) as cursor:
+            return [Lock(row[0], row[1], row[2], row[3]) for row in await cursor.fetchall()]
+
+    async def lock(
+        self, platform: str, community: str, layers: tuple[str, ...], actor: Actor
+    ) -> tuple[str, ...]:
+        """Lock ``layers`` in a community; returns those that were not locked already."""
+        return await self._change_locks(platform, community, layers, actor, locking=True)
+
+    async def unlock(
+        self, platform: str, community: str, layers: tuple[str, ...], actor: Actor
+    ) -> tuple[str, ...]:
+        """Unlock ``layers`` in a community; returns those that were locked."""
+        return await self._change_locks(platform, community, layers, actor, locking=False)
+
+    async def _change_locks(
+        self, platform: str, community: str, layers: tuple[str, ...], actor: Actor,
+        *, locking: bool,
+    ) -> tuple[str, ...]:
+        now = self._clock()
+        place: Place = (platform, community, "", "")
+        async with self._write() as db:
+            # Read under the write lock, so the audit names exactly what changed.
+            async with db.execute(
+                "SELECT layer FROM locks WHERE platform=? AND community=?", (platform, community)
+            ) as cursor:
+                held = {row[0] for row in await cursor.fetchall()}
+            changed = tuple(name for name in dict.fromkeys(layers)
+                            if (name not in held) == locking)
+            for name in changed:
+                if locking:
+                    await db.execute("INSERT INTO locks VALUES (?, ?, ?, ?, ?, ?)",
+                                     (platform, community, name, actor.id, actor.name, now))
+                else:
+                    await db.execute(
+                        "DELETE FROM locks WHERE platform=? AND community=? AND layer=?",
+                        (platform, community, name),
+                    )
+            if changed:
+                await record_audit(
+                    db, now, place, actor, "lock" if locking else "unlock",
+                    None if locking else ", ".join(changed),
+                    ", ".join(changed) if locking else None,
+                )
+        return changed
 
     # -- audit log -------------------------------------------------------------------
 

@@ -60,6 +60,14 @@ MIGRATIONS: tuple[str, ...] = (
         action TEXT NOT NULL, old TEXT, new TEXT
     );
     """,
+    # 2: layers a community locks into every stack it has.
+    """
+    CREATE TABLE locks (
+        platform TEXT NOT NULL, community TEXT NOT NULL, layer TEXT NOT NULL,
+        locked_by_id TEXT NOT NULL, locked_by TEXT NOT NULL, locked_at REAL NOT NULL,
+        PRIMARY KEY (platform, community, layer)
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -49,3 +49,13 @@ class Actor:
 
     id: str
     name: str
+
+
+@dataclass(frozen=True)
+class Lock:
+    """A layer a community's moderators locked into every stack of that community."""
+
+    layer: str
+    by_id: str
+    by_name: str
+    at: float

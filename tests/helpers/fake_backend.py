@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Callable
 
-from bot.backends.base import GenerationRequest
+from bot.backends.base import LOCAL_SAMPLING, GenerationRequest
 from bot.errors import InferenceError
 
 
@@ -36,6 +36,7 @@ class FakeBackend:
         self._reply = reply
         self.piece_chars = piece_chars
         self.max_parallel = max_parallel
+        self.enforces = LOCAL_SAMPLING
         self.gated = gated
         self.fail_with = fail_with
         self.rate = rate
