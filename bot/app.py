@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from bot.adapter import Adapter
 from bot.backends.base import Backend
 from bot.errors import ConfigError, ProfileError
+from bot.flood import FloodGuard
 from bot.queue import InferenceQueue
 from bot.resolution import ProfileResolver
 from bot.router import ChatLimits, Router
@@ -107,6 +108,7 @@ class App:
             self.queue,
             self.backend,
             ChatLimits(settings.n_ctx, settings.reply_tokens, settings.history_messages),
+            flood=FloodGuard(settings.flood_messages, settings.user_rate_window),
         )
         self.adapters: list[Adapter] = []
         self._started: list[str] = []

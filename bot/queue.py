@@ -2,8 +2,10 @@
 
 Scheduling is round-robin between channels: the next job comes from the channel whose
 last job started longest ago (a channel never served goes first), so a channel with
-20 pending requests delays another channel's single request by at most one job. A channel
-runs one job at a time, so its replies are generated, and remembered, in order. Time
+20 pending requests delays another channel's single request by at most one job. Inside a
+channel it is round-robin between users the same way, so one member's burst delays
+another member of the same channel by at most one job. A channel runs one job at a time,
+so its replies are generated, and remembered, one after another. Time
 comes from an injected ``clock`` and ``sleep`` (rate limits and job timeouts alike), so
 tests need no wall-clock waits.
 """
@@ -21,6 +23,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from cachetools import LRUCache
+
 from bot.backends.base import Backend, GenerationRequest
 from bot.errors import (
     InferenceError,
@@ -31,6 +35,9 @@ from bot.errors import (
 )
 
 log = logging.getLogger(__name__)
+
+SERVED_USERS = 65_536
+"""(channel, user) pairs whose last service is remembered for fairness inside a channel."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +119,7 @@ class InferenceQueue:
         self._sleep = sleep
         self._pending: dict[str, deque[Job]] = {}
         self._last_served: dict[str, int] = {}
+        self._user_served: LRUCache[tuple[str, str], int] = LRUCache(SERVED_USERS)
         self._serial = itertools.count()
         self._user_times: dict[str, deque[float]] = {}
         self._running: dict[Job, asyncio.Task[None]] = {}
@@ -187,7 +195,8 @@ class InferenceQueue:
 
     def _order(self) -> list[Job]:
         """Waiting jobs in the order they will start (a simulation of the round-robin)."""
-        queues = {channel: list(jobs) for channel, jobs in self._pending.items() if jobs}
+        queues = {channel: self._channel_order(channel, jobs)
+                  for channel, jobs in self._pending.items() if jobs}
         served = dict(self._last_served)
         later = itertools.count(1 << 62)
         order: list[Job] = []
@@ -197,6 +206,20 @@ class InferenceQueue:
             served[channel] = next(later)
             if not queues[channel]:
                 del queues[channel]
+        return order
+
+    def _channel_order(self, channel: str, jobs: deque[Job]) -> list[Job]:
+        """One channel's jobs, round-robin between its users (least recently served first)."""
+        by_user: dict[str, list[Job]] = {}
+        for job in jobs:
+            by_user.setdefault(job.user, []).append(job)
+        if len(by_user) == 1:
+            return list(jobs)
+        users = sorted(by_user, key=lambda u: (self._user_served.get((channel, u), -1),
+                                               by_user[u][0].id))
+        order: list[Job] = []
+        for round_ in range(max(len(queued) for queued in by_user.values())):
+            order.extend(by_user[u][round_] for u in users if round_ < len(by_user[u]))
         return order
 
     def _publish_positions(self) -> None:
@@ -233,6 +256,7 @@ class InferenceQueue:
                 if not queue:
                     del self._pending[job.channel]
                 self._last_served[job.channel] = next(self._serial)
+                self._user_served[(job.channel, job.user)] = self._last_served[job.channel]
                 job.started = True
                 task = asyncio.create_task(self._run(job), name=f"job-{job.id}")
                 self._running[job] = task

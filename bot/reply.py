@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ from bot.adapter import Adapter
 from bot.backends.base import SAMPLING_DEFAULTS, Backend, ChatMessage, GenerationRequest
 from bot.errors import CabotError, InferenceError
 from bot.filters import OutputFilter, refusal_for
+from bot.flood import FloodGuard
 from bot.messages import IncomingMessage
 from bot.prompt_fit import FittedPrompt, PromptBudget, fit_prompt
 from bot.queue import InferenceQueue, Job
@@ -89,6 +91,11 @@ class PreparedReply:
         )
 
 
+def user_key(message: IncomingMessage) -> str:
+    """Who sent ``message``, across the places of its platform (for rate limits)."""
+    return f"{message.scope.platform}:{message.author_id}"
+
+
 def build_request(plan: ComposedPlan, messages: tuple[ChatMessage, ...], reply_tokens: int,
                   session: str) -> GenerationRequest:
     """The backend request for a composed plan and a fitted prompt."""
@@ -136,6 +143,7 @@ class ChatReplier:
         limits: ChatLimits,
         say: Say,
         clock: Callable[[], float] = time.monotonic,
+        flood: FloodGuard | None = None,
     ) -> None:
         self._store = store
         self._resolver = resolver
@@ -144,6 +152,10 @@ class ChatReplier:
         self._limits = limits
         self._say = say
         self._clock = clock
+        self._flood = flood
+        self._active: Counter[tuple[str, str]] = Counter()
+        """Replies in progress per (place, user): a user with one already is not told
+        their next request's queue position again."""
 
     async def reply(self, adapter: Adapter, message: IncomingMessage) -> ReplyStats:
         """Answer ``message`` with a streamed reply; returns what happened."""
@@ -151,15 +163,27 @@ class ChatReplier:
         prepared = await self.prepare(adapter, message)
         if prepared is None:
             return stats
+        user = user_key(message)
         try:
-            job = self._queue.submit(
-                prepared.request, message.scope.key(), f"{message.scope.platform}:"
-                f"{message.author_id}"
-            )
+            job = self._queue.submit(prepared.request, message.scope.key(), user)
         except InferenceError as error:
-            await self._say(adapter, message, str(error), True)
+            # Refused (rate limit, full queue): said once per window, so that a flood of
+            # requests never becomes a flood of replies.
+            if self._flood is None or self._flood.tell_once(user):
+                await self._say(adapter, message, str(error), True)
+            else:
+                log.debug("not answering %s again in %s: %s", user,
+                          message.scope.describe(), error)
             return stats
-        visible = await self.stream(adapter, message, prepared, job, stats)
+        place = (message.scope.key(), user)
+        self._active[place] += 1
+        try:
+            visible = await self.stream(adapter, message, prepared, job, stats,
+                                        tell_position=self._active[place] == 1)
+        finally:
+            self._active[place] -= 1
+            if not self._active[place]:
+                del self._active[place]
         await self.remember(message, prepared, visible)
         return stats
 
@@ -197,6 +221,7 @@ class ChatReplier:
         prepared: PreparedReply,
         job: Job,
         stats: ReplyStats,
+        tell_position: bool = True,
     ) -> str:
         """Show the job's text as it comes and deliver the final reply; the text shown."""
         streamer = ReplyStreamer(adapter, message, self._clock)
@@ -205,7 +230,7 @@ class ChatReplier:
         typing = asyncio.create_task(self._keep_typing(adapter, message, streamer))
         visible = ""
         failure: str | None = None
-        told_position = False
+        told_position = not tell_position
         try:
             async for event in job.events():
                 if event.kind == "position" and not told_position and event.position > 0:

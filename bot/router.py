@@ -11,9 +11,10 @@ from bot.adapter import Adapter, MessageSink
 from bot.backends.base import Backend
 from bot.commands import CommandReply, CommandRunner
 from bot.errors import AdapterError
+from bot.flood import FloodGuard
 from bot.messages import IncomingMessage, OutgoingMessage, Scope
 from bot.queue import InferenceQueue
-from bot.reply import ChatLimits, ChatReplier, ReplyStats
+from bot.reply import ChatLimits, ChatReplier, ReplyStats, user_key
 from bot.resolution import ProfileResolver
 from bot.splitting import split_message
 from bot.store import Store
@@ -37,13 +38,15 @@ class Router:
         backend: Backend,
         limits: ChatLimits,
         clock: Callable[[], float] = time.monotonic,
+        flood: FloodGuard | None = None,
     ) -> None:
         self._store = store
+        self._flood = flood
         self.commands = CommandRunner(store, resolver, enforces=backend.enforces)
         self._tasks: set[asyncio.Task[None]] = set()
         self._observers: list[ReplyObserver] = []
         self._replier = ChatReplier(
-            store, resolver, queue, backend, limits, self._notice, clock
+            store, resolver, queue, backend, limits, self._notice, clock, flood
         )
 
     def observe(self, observer: ReplyObserver) -> Callable[[], None]:
@@ -87,15 +90,19 @@ class Router:
         if message.is_self or message.is_bot:
             return None
         command = self.commands.command_in(message)
-        if isinstance(command, CommandReply):
-            await self.say(adapter, message, command)
-            return None
         if command is not None:
-            await self.say(adapter, message, await self.commands.run(message, command))
+            moderator = message.moderates_channel or message.moderates_community
+            if not moderator and not await self._admit(adapter, message):
+                return None
+            if not isinstance(command, CommandReply):
+                command = await self.commands.run(message, command)
+            await self.say(adapter, message, command)
             return None
         if not message.addressed and await self._reply_mode(message.scope) != "always":
             return None
         if not message.text.strip():
+            return None
+        if not await self._admit(adapter, message):
             return None
         stats = await self._replier.reply(adapter, message)
         for observer in list(self._observers):
@@ -109,6 +116,20 @@ class Router:
             await adapter.send(
                 OutgoingMessage(in_reply_to=message, text=chunk, ephemeral=reply.ephemeral)
             )
+
+    async def _admit(self, adapter: Adapter, message: IncomingMessage) -> bool:
+        """Whether to answer ``message``; a flooding user is told once, then ignored."""
+        if self._flood is None:
+            return True
+        user = user_key(message)
+        if self._flood.admit(user):
+            return True
+        if self._flood.tell_once(user):
+            wait = max(1, round(self._flood.retry_after(user)))
+            await self.say(adapter, message, CommandReply(
+                f"You're sending messages faster than I can answer; I'll answer you again "
+                f"in about {wait} s.", ephemeral=True))
+        return False
 
     async def _notice(
         self, adapter: Adapter, message: IncomingMessage, text: str, ephemeral: bool

@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     queue_per_channel: int = Field(default=8, ge=1, description="Jobs waiting per channel.")
     user_rate: int = Field(default=6, ge=1, description="Requests per user per rate window.")
     user_rate_window: float = Field(default=60.0, gt=0)
+    flood_messages: int = Field(
+        default=20, ge=1,
+        description="Messages (chat and commands) per user per rate window cabot answers; "
+        "past that it tells the user once and stays quiet until the window passes.",
+    )
     job_timeout: float = Field(default=180.0, gt=0, description="Wall-clock limit per job, s.")
     history_messages: int = Field(default=40, ge=0, description="Messages kept per channel.")
 

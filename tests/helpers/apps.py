@@ -16,7 +16,8 @@ from bot.settings import Settings
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     """Settings isolated from the environment, with the database in ``tmp_path``."""
-    values: dict[str, Any] = {"db": tmp_path / "cabot.db", "user_rate": 1000}
+    values: dict[str, Any] = {"db": tmp_path / "cabot.db", "user_rate": 1000,
+                              "flood_messages": 1000}
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 

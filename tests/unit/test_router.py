@@ -215,7 +215,7 @@ async def test_a_full_channel_queue_answers_busy(tmp_path: Path) -> None:
         assert sink is not None
         await sink(message("first"))
         await asyncio.wait_for(backend.wait_for_requests(1), 5)  # the first job is running
-        await sink(message("second"))
+        await sink(message("second", author="bob"))
         await asyncio.wait_for(chat.wait_until(lambda: len(chat.texts()) >= 1), 5)
         await sink(message("third"))
         await asyncio.wait_for(chat.wait_until(lambda: len(chat.texts()) >= 2), 5)
