@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 
 from bot.backends.base import LOCAL_SAMPLING, GenerationRequest
 from bot.errors import InferenceError
@@ -14,11 +14,14 @@ def last_user_text(request: GenerationRequest) -> str:
 
 
 class FakeBackend:
-    """Replies with ``reply(request)``, streamed in pieces of ``piece_chars`` characters
-    (``rate`` pieces per second if given).
+    """Replies with ``reply(request)``, streamed in pieces of ``piece_chars`` characters.
 
-    ``gate``, when set, must be released (``release()``) for each job before it streams,
-    so tests control exactly when jobs run. ``requests`` records every request started.
+    ``rate``, when given, paces the stream like a model: that many pieces per second,
+    waited out with ``sleep`` (pass a fake clock's ``sleep`` to stream in fake time).
+    ``gated`` jobs wait for a ``release()`` each before they stream, so tests control
+    exactly when jobs run; with ``pause_after`` a job also stops after that many pieces
+    until the next ``release()``, so a test can act while a reply is half shown.
+    ``requests`` records every request started, ``finished`` every one streamed to the end.
     """
 
     name = "fake"
@@ -30,16 +33,20 @@ class FakeBackend:
         piece_chars: int = 4,
         max_parallel: int = 1,
         gated: bool = False,
+        pause_after: int | None = None,
         fail_with: str | None = None,
         rate: float | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._reply = reply
         self.piece_chars = piece_chars
         self.max_parallel = max_parallel
         self.enforces = LOCAL_SAMPLING
         self.gated = gated
+        self.pause_after = pause_after
         self.fail_with = fail_with
         self.rate = rate
+        self._sleep = sleep
         self.requests: list[GenerationRequest] = []
         self.finished: list[GenerationRequest] = []
         self._gate: asyncio.Queue[None] = asyncio.Queue()
@@ -59,7 +66,7 @@ class FakeBackend:
         self.started = False
 
     def release(self, count: int = 1) -> None:
-        """Let ``count`` gated jobs run."""
+        """Let ``count`` gated jobs run (or paused ones go on)."""
         for _ in range(count):
             self._gate.put_nowait(None)
 
@@ -77,8 +84,13 @@ class FakeBackend:
         if self.fail_with is not None:
             raise InferenceError(self.fail_with)
         text = self.text_for(request)
-        for start in range(0, len(text), self.piece_chars):
-            # ``rate`` pieces per second stands in for a model's pace; else no delay.
-            await asyncio.sleep(1 / self.rate if self.rate else 0)
+        for index, start in enumerate(range(0, len(text), self.piece_chars)):
+            if index == self.pause_after:
+                await self._gate.get()
+            # ``rate`` pieces per second stand in for a model's pace; else no delay.
+            if self.rate:
+                await self._sleep(1 / self.rate)
+            else:
+                await asyncio.sleep(0)
             yield text[start : start + self.piece_chars]
         self.finished.append(request)

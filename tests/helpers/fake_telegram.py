@@ -8,8 +8,8 @@ nothing, edits of deleted messages, chats the bot was removed from — and answe
 (20 messages a minute per group, edits included) with 429 and ``parameters.retry_after``.
 Everything the bot does is recorded, so tests can assert what users see.
 
-Time comes from ``clock``; pass a ``FakeClock`` (and its ``sleep`` to the adapter) so
-flood waits take no wall time.
+Time comes from ``clock``; pass a ``tests.helpers.clock.SkippingClock`` (and its ``sleep``
+to the adapter) so flood waits take no wall time.
 """
 
 from __future__ import annotations
@@ -50,23 +50,12 @@ ANONYMOUS_ADMIN = {"id": 1087968824, "is_bot": True, "first_name": "Group",
 CHANNEL_BOT = {"id": 136817688, "is_bot": True, "first_name": "Channel",
                "username": "Channel_Bot"}
 
-
-class FakeClock:
-    """Monotonic time that moves only when told to (or when someone sleeps on it)."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-    async def sleep(self, seconds: float) -> None:
-        """Let ``seconds`` pass at once (other tasks still get to run)."""
-        self.now += max(seconds, 0.0)
-        await asyncio.sleep(0)
+TOKEN = "5550001234:AAH-fake-telegram-token_for-tests-only0"
+"""A bot token in Telegram's format, for tests (the bot's id is the part before the colon)."""
+GROUP = -1001234567890
+"""A supergroup's chat id, as tests add it."""
+FORUM = -1009876543210
+"""A forum supergroup's chat id, as tests add it."""
 
 
 class ApiError(Exception):

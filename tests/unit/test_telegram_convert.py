@@ -22,11 +22,9 @@ from adapters.telegram.convert import (
     to_incoming,
 )
 from bot.messages import IncomingMessage, Scope
-from tests.helpers.fake_telegram import JSON, FakeClock, FakeTelegram
+from tests.helpers.clock import FakeClock
+from tests.helpers.fake_telegram import FORUM, GROUP, JSON, TOKEN, FakeTelegram
 
-TOKEN = "5550001234:AAH-fake-telegram-token_for-tests-only0"
-GROUP = -1001234567890
-FORUM = -1009876543210
 CHANNEL = -1005555555555
 
 
