@@ -91,12 +91,6 @@ def test_empty_and_duplicate_stacks_are_errors() -> None:
         compose([layer("a"), layer("a")])
 
 
-def test_compose_is_pure() -> None:
-    stack = [layer("a", prompt="P", rules=Rules(banned=("x",)))]
-    assert compose(stack) == compose(stack)
-    assert stack[0].rules.banned == ("x",)
-
-
 def test_builtin_library_is_rich_and_every_profile_composes() -> None:
     library = load_builtin_library()
     assert library.problems == ()

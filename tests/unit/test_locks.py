@@ -3,8 +3,8 @@ what the model is given."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,17 +26,8 @@ def backend() -> FakeBackend:
 
 
 @pytest.fixture
-async def app(tmp_path: Path, backend: FakeBackend) -> AsyncIterator[App]:
-    app = make_app(tmp_path, backend, floor_layers=("no-mentions",))
-    yield app
-    await app.stop()
-
-
-@pytest.fixture
-async def chat(app: App) -> RecordingAdapter:
-    adapter = RecordingAdapter()
-    await app.start([adapter])
-    return adapter
+def app_settings() -> dict[str, Any]:
+    return {"floor_layers": ("no-mentions",)}
 
 
 async def say(app: App, chat: RecordingAdapter, text: str, **kwargs: object) -> str:

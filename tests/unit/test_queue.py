@@ -15,29 +15,8 @@ from bot.errors import (
     RateLimitedError,
 )
 from bot.queue import InferenceQueue, Job
+from tests.helpers.clock import FakeClock
 from tests.helpers.fake_backend import FakeBackend
-
-
-class FakeClock:
-    """Time that passes only when the test advances it; sleepers wake as it passes."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self._sleepers: list[tuple[float, asyncio.Future[None]]] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        wake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._sleepers.append((self.now + seconds, wake))
-        await wake
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-        for at, wake in self._sleepers:
-            if at <= self.now and not wake.done():
-                wake.set_result(None)
 
 
 def request(text: str = "hi") -> GenerationRequest:
@@ -57,6 +36,7 @@ async def collect(job: Job) -> tuple[str, InferenceError | None, list[int]]:
 
 
 async def settle() -> None:
+    """Give every ready task a turn: for checking that something did *not* happen."""
     for _ in range(20):
         await asyncio.sleep(0)
 
@@ -71,7 +51,7 @@ async def test_a_flooding_channel_delays_another_by_at_most_one_job() -> None:
     queue = InferenceQueue(backend, max_pending=100, max_per_channel=50, user_rate=100)
     await queue.start()
     flood = [queue.submit(request(f"a{i}"), "A", "alice") for i in range(20)]
-    await settle()
+    await backend.wait_for_requests(1)
     single = queue.submit(request("b"), "B", "bob")
     backend.release(21)
     results = await asyncio.gather(*(collect(j) for j in [*flood, single]))
@@ -98,7 +78,7 @@ async def test_waiting_jobs_are_told_their_position() -> None:
     queue = InferenceQueue(backend, user_rate=100)
     await queue.start()
     first = queue.submit(request(), "A", "u1")
-    await settle()
+    await backend.wait_for_requests(1)
     second = queue.submit(request(), "B", "u2")
     third = queue.submit(request(), "C", "u3")
     backend.release(3)
@@ -132,10 +112,10 @@ async def test_per_user_rate_limit_with_a_fake_clock() -> None:
     with pytest.raises(RateLimitedError, match="try again in 60 s"):
         queue.submit(request(), "A", "spammer")
     queue.submit(request(), "A", "someone-else")
-    clock.now += 45
+    clock.advance(45)
     with pytest.raises(RateLimitedError, match="try again in 15 s"):
         queue.submit(request(), "A", "spammer")
-    clock.now += 15
+    clock.advance(15)
     queue.submit(request(), "A", "spammer")
     await queue.stop()
 
@@ -169,7 +149,7 @@ async def test_cancel_waiting_and_running_jobs() -> None:
     running = queue.submit(request(), "A", "u")
     waiting = queue.submit(request(), "B", "u")
     last = queue.submit(request(), "C", "u")
-    await settle()
+    await backend.wait_for_requests(1)
     waiting.cancel()
     running.cancel()
     backend.release(3)
@@ -200,7 +180,8 @@ async def test_parallel_backend_gets_at_most_max_parallel_jobs() -> None:
     queue = InferenceQueue(backend, user_rate=100)
     await queue.start()
     jobs = [queue.submit(request(), str(i), "u") for i in range(5)]
-    await settle()
+    await backend.wait_for_requests(2)
+    await settle()  # a third job would start now
     assert queue.running_count == 2 and len(backend.requests) == 2
     backend.release(5)
     await asyncio.gather(*(collect(j) for j in jobs))

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 
 import bot.resolution
@@ -17,12 +14,6 @@ MOD = Actor(id="1", name="mod")
 CHANNEL = Scope(platform="discord", community="g", channel="c")
 THREAD = CHANNEL.model_copy(update={"thread": "t"})
 OTHER = Scope(platform="discord", community="g", channel="other")
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    async with Store(tmp_path / "r.db") as store:
-        yield store
 
 
 @pytest.fixture

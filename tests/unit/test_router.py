@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -18,20 +17,6 @@ from tests.helpers.recording import RecordingAdapter, message
 @pytest.fixture
 def backend() -> FakeBackend:
     return FakeBackend(lambda r: f"You said: {last_user_text(r)}")
-
-
-@pytest.fixture
-async def app(tmp_path: Path, backend: FakeBackend) -> AsyncIterator[App]:
-    app = make_app(tmp_path, backend)
-    yield app
-    await app.stop()
-
-
-@pytest.fixture
-async def chat(app: App) -> RecordingAdapter:
-    adapter = RecordingAdapter()
-    await app.start([adapter])
-    return adapter
 
 
 async def send(app: App, adapter: RecordingAdapter, *args: object, **kwargs: object) -> None:

@@ -23,12 +23,11 @@ MOD = Actor(id="42", name="mod")
 GENERAL = Scope(platform="discord", community="g1", channel="c1")
 
 
-async def test_new_database_gets_current_schema_in_wal_mode(tmp_path: Path) -> None:
-    async with Store(tmp_path / "a.db") as store:
-        assert await store.database.schema_version() == SCHEMA_VERSION
-        async with store.database.db.execute("PRAGMA journal_mode") as cursor:
-            row = await cursor.fetchone()
-        assert row is not None and row[0] == "wal"
+async def test_new_database_gets_current_schema_in_wal_mode(store: Store) -> None:
+    assert await store.database.schema_version() == SCHEMA_VERSION
+    async with store.database.db.execute("PRAGMA journal_mode") as cursor:
+        row = await cursor.fetchone()
+    assert row is not None and row[0] == "wal"
 
 
 async def test_reopening_migrates_nothing_twice_and_keeps_data(tmp_path: Path) -> None:
@@ -86,15 +85,14 @@ async def test_bind_records_audit_with_old_and_new(tmp_path: Path) -> None:
     assert log[-1].at < log[0].at
 
 
-async def test_concurrent_binds_each_audit_the_binding_they_replaced(tmp_path: Path) -> None:
-    async with Store(tmp_path / "a.db") as store:
-        alignment = store.alignment
-        await alignment.bind(GENERAL, "channel", MOD, profile="kids")
-        olds = await asyncio.gather(
-            alignment.bind(GENERAL, "channel", Actor("1", "ann"), profile="researcher"),
-            alignment.bind(GENERAL, "channel", Actor("2", "bob"), profile="storyteller"),
-        )
-        log = await alignment.audit_log("discord", "g1")
+async def test_concurrent_binds_each_audit_the_binding_they_replaced(store: Store) -> None:
+    alignment = store.alignment
+    await alignment.bind(GENERAL, "channel", MOD, profile="kids")
+    olds = await asyncio.gather(
+        alignment.bind(GENERAL, "channel", Actor("1", "ann"), profile="researcher"),
+        alignment.bind(GENERAL, "channel", Actor("2", "bob"), profile="storyteller"),
+    )
+    log = await alignment.audit_log("discord", "g1")
     changes = [(e.old, e.new) for e in reversed(log)]
     assert changes == [
         (None, "profile 'kids'"),
@@ -105,54 +103,51 @@ async def test_concurrent_binds_each_audit_the_binding_they_replaced(tmp_path: P
 
 
 async def test_concurrent_reply_mode_changes_each_audit_the_mode_they_replaced(
-    tmp_path: Path,
+    store: Store,
 ) -> None:
-    async with Store(tmp_path / "a.db") as store:
-        conversations = store.conversations
-        await asyncio.gather(
-            conversations.set_reply_mode(GENERAL, "always", MOD),
-            conversations.set_reply_mode(GENERAL, "addressed", MOD),
-        )
-        assert await conversations.reply_mode(GENERAL) == "addressed"
-        log = await store.alignment.audit_log("discord", "g1")
+    conversations = store.conversations
+    await asyncio.gather(
+        conversations.set_reply_mode(GENERAL, "always", MOD),
+        conversations.set_reply_mode(GENERAL, "addressed", MOD),
+    )
+    assert await conversations.reply_mode(GENERAL) == "addressed"
+    log = await store.alignment.audit_log("discord", "g1")
     assert [(e.action, e.old, e.new) for e in reversed(log)] == [
         ("reply mode", None, "always"),
         ("reply mode", "always", "addressed"),
     ]
 
 
-async def test_levels_are_kept_apart(tmp_path: Path) -> None:
+async def test_levels_are_kept_apart(store: Store) -> None:
     thread = GENERAL.model_copy(update={"thread": "t1"})
-    async with Store(tmp_path / "a.db") as store:
-        alignment = store.alignment
-        await alignment.bind(thread, "community", MOD, profile="researcher")
-        await alignment.bind(thread, "thread", MOD, profile="storyteller")
-        found = await alignment.bindings_for(thread)
-        assert found["community"].profile == "researcher"
-        assert found["thread"].profile == "storyteller"
-        assert "channel" not in found
-        other = Scope(platform="discord", community="g1", channel="c2")
-        assert set(await alignment.bindings_for(other)) == {"community"}
-        with pytest.raises(StoreError, match="no thread"):
-            await alignment.bind(GENERAL, "thread", MOD, profile="kids")
+    alignment = store.alignment
+    await alignment.bind(thread, "community", MOD, profile="researcher")
+    await alignment.bind(thread, "thread", MOD, profile="storyteller")
+    found = await alignment.bindings_for(thread)
+    assert found["community"].profile == "researcher"
+    assert found["thread"].profile == "storyteller"
+    assert "channel" not in found
+    other = Scope(platform="discord", community="g1", channel="c2")
+    assert set(await alignment.bindings_for(other)) == {"community"}
+    with pytest.raises(StoreError, match="no thread"):
+        await alignment.bind(GENERAL, "thread", MOD, profile="kids")
 
 
-async def test_only_alignment_writes_change_the_alignment_generation(tmp_path: Path) -> None:
-    async with Store(tmp_path / "a.db") as store:
-        alignment, conversations = store.alignment, store.conversations
-        before = alignment.generation
-        await conversations.append_exchange(GENERAL, [("user", "hi")], keep=5)
-        await conversations.clear_history(GENERAL)
-        await conversations.set_reply_mode(GENERAL, "always", MOD)
-        assert alignment.generation == before
-        await alignment.bind(GENERAL, "channel", MOD, profile="kids")
-        assert alignment.generation > before
-        before = alignment.generation
-        await alignment.save_custom_layer("discord", "g1", "x", 'name = "x"\n', MOD)
-        assert alignment.generation > before
-        before = alignment.generation
-        await alignment.save_custom_profile("discord", "g1", "y", ("base",), "", MOD)
-        assert alignment.generation > before
+async def test_only_alignment_writes_change_the_alignment_generation(store: Store) -> None:
+    alignment, conversations = store.alignment, store.conversations
+    before = alignment.generation
+    await conversations.append_exchange(GENERAL, [("user", "hi")], keep=5)
+    await conversations.clear_history(GENERAL)
+    await conversations.set_reply_mode(GENERAL, "always", MOD)
+    assert alignment.generation == before
+    await alignment.bind(GENERAL, "channel", MOD, profile="kids")
+    assert alignment.generation > before
+    before = alignment.generation
+    await alignment.save_custom_layer("discord", "g1", "x", 'name = "x"\n', MOD)
+    assert alignment.generation > before
+    before = alignment.generation
+    await alignment.save_custom_profile("discord", "g1", "y", ("base",), "", MOD)
+    assert alignment.generation > before
 
 
 async def test_history_is_bounded_and_per_channel(tmp_path: Path) -> None:
@@ -182,15 +177,14 @@ async def test_history_is_bounded_and_per_channel(tmp_path: Path) -> None:
         assert await memory.history(other, 5) == [("user", "other channel")]
 
 
-async def test_concurrent_writers_never_interleave(tmp_path: Path) -> None:
-    async with Store(tmp_path / "a.db") as store:
-        scopes = [Scope(platform="p", community="c", channel=str(i)) for i in range(20)]
-        await asyncio.gather(*(
-            store.alignment.bind(s, "channel", MOD, profile="kids") for s in scopes
-        ), *(store.conversations.append_history(s, "user", "x", keep=3) for s in scopes))
-        assert len(await store.alignment.audit_log("p", "c", limit=100)) == 20
-        for s in scopes:
-            assert (await store.alignment.bindings_for(s))["channel"].profile == "kids"
+async def test_concurrent_writers_never_interleave(store: Store) -> None:
+    scopes = [Scope(platform="p", community="c", channel=str(i)) for i in range(20)]
+    await asyncio.gather(*(
+        store.alignment.bind(s, "channel", MOD, profile="kids") for s in scopes
+    ), *(store.conversations.append_history(s, "user", "x", keep=3) for s in scopes))
+    assert len(await store.alignment.audit_log("p", "c", limit=100)) == 20
+    for s in scopes:
+        assert (await store.alignment.bindings_for(s))["channel"].profile == "kids"
 
 
 WRITER = textwrap.dedent("""
@@ -229,59 +223,56 @@ async def test_committed_writes_survive_a_crash_mid_write(tmp_path: Path) -> Non
     assert [c for _, c in rows] == [f"m{i}" for i in range(len(rows))]
 
 
-async def test_alignment_changes_are_fsynced_and_memory_is_not(tmp_path: Path) -> None:
-    async def synchronous(store: Store) -> int:
+async def test_alignment_changes_are_fsynced_and_memory_is_not(store: Store) -> None:
+    async def synchronous() -> int:
         async with store.database.db.execute("PRAGMA synchronous") as cursor:
             row = await cursor.fetchone()
         assert row is not None
         return int(row[0])
 
     exchange = [("user", "hi"), ("assistant", "hello")]
-    async with Store(tmp_path / "a.db") as store:
-        assert await synchronous(store) == 2  # FULL
-        await store.conversations.append_exchange(GENERAL, exchange, keep=10)
-        assert await synchronous(store) == 1  # NORMAL
-        await store.alignment.bind(GENERAL, "channel", MOD, profile="kids")
-        assert await synchronous(store) == 2
-        assert await store.conversations.history(GENERAL, 10) == exchange
+    assert await synchronous() == 2  # FULL
+    await store.conversations.append_exchange(GENERAL, exchange, keep=10)
+    assert await synchronous() == 1  # NORMAL
+    await store.alignment.bind(GENERAL, "channel", MOD, profile="kids")
+    assert await synchronous() == 2
+    assert await store.conversations.history(GENERAL, 10) == exchange
 
 
-async def test_a_write_cancelled_mid_transaction_leaves_the_store_usable(tmp_path: Path) -> None:
-    async with Store(tmp_path / "a.db") as store:
-        memory, alignment = store.conversations, store.alignment
-        await memory.append_history(GENERAL, "user", "warm-up", keep=10)
-        for steps in range(1, 6):  # cancel at different points of the transaction
-            task = asyncio.create_task(memory.append_history(GENERAL, "user", "hi", keep=10))
-            for _ in range(steps):
-                await asyncio.sleep(0)
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            await alignment.bind(GENERAL, "channel", MOD, profile=f"p{steps}")
-            assert (await alignment.bindings_for(GENERAL))["channel"].profile == f"p{steps}"
-        assert not store.database.db.in_transaction
+async def test_a_write_cancelled_mid_transaction_leaves_the_store_usable(store: Store) -> None:
+    memory, alignment = store.conversations, store.alignment
+    await memory.append_history(GENERAL, "user", "warm-up", keep=10)
+    for steps in range(1, 6):  # cancel at different points of the transaction
+        task = asyncio.create_task(memory.append_history(GENERAL, "user", "hi", keep=10))
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await alignment.bind(GENERAL, "channel", MOD, profile=f"p{steps}")
+        assert (await alignment.bindings_for(GENERAL))["channel"].profile == f"p{steps}"
+    assert not store.database.db.in_transaction
 
 
-async def test_a_bind_cancelled_mid_transaction_changes_nothing_half_way(tmp_path: Path) -> None:
-    async with Store(tmp_path / "a.db") as store:
-        alignment = store.alignment
+async def test_a_bind_cancelled_mid_transaction_changes_nothing_half_way(store: Store) -> None:
+    alignment = store.alignment
 
-        async def audited_binds() -> int:
-            log = await alignment.audit_log("discord", "g1", limit=100)
-            return sum(entry.new == "profile 'kids'" for entry in log)
+    async def audited_binds() -> int:
+        log = await alignment.audit_log("discord", "g1", limit=100)
+        return sum(entry.new == "profile 'kids'" for entry in log)
 
-        for steps in range(1, 12):  # cancel at different points of the transaction
-            before = await audited_binds()
-            task = asyncio.create_task(alignment.bind(GENERAL, "channel", MOD, profile="kids"))
-            for _ in range(steps):
-                await asyncio.sleep(0)
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            bound = "channel" in await alignment.bindings_for(GENERAL)
-            # The binding and its audit row land together, or neither does.
-            assert await audited_binds() - before == int(bound)
-            await alignment.bind(GENERAL, "channel", MOD)  # reset
-        assert not store.database.db.in_transaction
-        await store.conversations.append_history(GENERAL, "user", "hi", keep=5)
-        assert await store.conversations.history(GENERAL, 5) == [("user", "hi")]
+    for steps in range(1, 12):  # cancel at different points of the transaction
+        before = await audited_binds()
+        task = asyncio.create_task(alignment.bind(GENERAL, "channel", MOD, profile="kids"))
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        bound = "channel" in await alignment.bindings_for(GENERAL)
+        # The binding and its audit row land together, or neither does.
+        assert await audited_binds() - before == int(bound)
+        await alignment.bind(GENERAL, "channel", MOD)  # reset
+    assert not store.database.db.in_transaction
+    await store.conversations.append_history(GENERAL, "user", "hi", keep=5)
+    assert await store.conversations.history(GENERAL, 5) == [("user", "hi")]

@@ -8,15 +8,8 @@ from bot.adapter import Capabilities
 from bot.errors import PlatformRateLimitError
 from bot.messages import SentMessage
 from bot.streaming import SURPLUS_MARKER, ReplyStreamer
+from tests.helpers.clock import FakeClock
 from tests.helpers.recording import RecordingAdapter, message
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class FlakyAdapter(RecordingAdapter):
@@ -35,7 +28,7 @@ class FlakyAdapter(RecordingAdapter):
 
 
 async def test_edits_are_throttled_to_the_edit_interval() -> None:
-    clock = Clock()
+    clock = FakeClock(start=0.0)
     adapter = RecordingAdapter(Capabilities(max_message_length=2000, edit_interval=1.0))
     streamer = ReplyStreamer(adapter, message("hi"), clock)
     text = ""
@@ -56,7 +49,7 @@ async def test_a_rate_limited_final_edit_is_retried_after_the_wait() -> None:
         waits.append(seconds)
 
     adapter = FlakyAdapter(failures=1, retry_after=2.5)
-    streamer = ReplyStreamer(adapter, message("hi"), Clock(), sleep=sleep)
+    streamer = ReplyStreamer(adapter, message("hi"), FakeClock(), sleep=sleep)
     await streamer.update("partial")
     await streamer.finish("partial and complete")
     assert waits == [2.5]
@@ -65,7 +58,7 @@ async def test_a_rate_limited_final_edit_is_retried_after_the_wait() -> None:
 
 async def test_a_too_long_rate_limit_fails_the_final_delivery() -> None:
     adapter = FlakyAdapter(failures=5, retry_after=600)
-    streamer = ReplyStreamer(adapter, message("hi"), Clock(), max_wait=60)
+    streamer = ReplyStreamer(adapter, message("hi"), FakeClock(), max_wait=60)
     await streamer.update("partial")
     with pytest.raises(PlatformRateLimitError):
         await streamer.finish("complete")
@@ -73,7 +66,7 @@ async def test_a_too_long_rate_limit_fails_the_final_delivery() -> None:
 
 async def test_messages_beyond_a_shorter_final_text_are_emptied() -> None:
     adapter = RecordingAdapter(Capabilities(max_message_length=100, edit_interval=0.0))
-    streamer = ReplyStreamer(adapter, message("hi"), Clock())
+    streamer = ReplyStreamer(adapter, message("hi"), FakeClock())
     long = " ".join(f"sentence{i}." for i in range(30))  # about 330 characters
     await streamer.update(long)
     assert len(adapter.shown) == 4
