@@ -106,14 +106,35 @@ async def serve(settings: Settings, discord: DiscordSettings, telegram: Telegram
         if console is not None:
             await console.run()
         else:
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                with contextlib.suppress(NotImplementedError):
-                    loop.add_signal_handler(sig, stop.set)
-            await stop.wait()
+            await until_stopped(app, settings.shutdown_grace)
     finally:
         await app.stop()
+
+
+async def until_stopped(app: App, grace: float) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully; a second signal stops at once.
+
+    The graceful path stops taking messages, lets replies in progress finish for up to
+    ``grace`` seconds (their final text delivered), then stops everything.
+    """
+    signals = asyncio.Queue[int]()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, signals.put_nowait, sig)
+    received = await signals.get()
+    log.info("%s: finishing replies in progress (up to %.0f s), then stopping",
+             signal.Signals(received).name, grace)
+    shutdown = asyncio.create_task(app.shutdown(grace))
+    second = asyncio.create_task(signals.get())
+    done, _ = await asyncio.wait({shutdown, second}, return_when=asyncio.FIRST_COMPLETED)
+    if second in done:
+        log.warning("second signal: stopping at once")
+        shutdown.cancel()
+        await asyncio.gather(shutdown, return_exceptions=True)
+    else:
+        second.cancel()
+        await shutdown
 
 
 async def ask(settings: Settings, library: Library, profile: str | None,

@@ -19,6 +19,9 @@ from profiles.bounds import Bound, compose_bounded
 
 log = logging.getLogger(__name__)
 
+FINAL_DELIVERY = 1.5
+"""Seconds stopped replies get to deliver their final text when a graceful stop runs out."""
+
 
 def create_backend(settings: Settings) -> Backend:
     """The inference backend the settings ask for (``CABOT_ENGINE``)."""
@@ -125,6 +128,20 @@ class App:
             await adapter.start(self.router.sink_for(adapter))
             self.adapters.append(adapter)
             log.info("%s adapter started", adapter.name)
+
+    async def shutdown(self, grace: float) -> None:
+        """Stop gracefully: take no new messages, let replies finish up to ``grace`` seconds.
+
+        Replies still running then are stopped and deliver what they have, with a word to
+        the user; then everything stops as in :meth:`stop`.
+        """
+        self.router.close()
+        if not await self.router.settle(grace):
+            log.warning("stopping %d replies still in progress after %.0f s",
+                        self.router.in_progress, grace)
+            await self.queue.stop()
+            await self.router.settle(FINAL_DELIVERY)
+        await self.stop()
 
     async def stop(self) -> None:
         """Stop everything that started, in reverse order."""

@@ -147,7 +147,9 @@ class InferenceQueue:
             for job in jobs:
                 job._emit(JobEvent("error", error=JobCancelledError("cabot is shutting down.")))
         self._pending.clear()
-        for task in list(self._running.values()):
+        for job, task in list(self._running.items()):
+            job._emit(JobEvent("error", error=JobCancelledError(
+                "cabot is shutting down; the reply was stopped.")))
             task.cancel()
         if self._running:
             await asyncio.gather(*self._running.values(), return_exceptions=True)

@@ -44,6 +44,7 @@ class Router:
         self._flood = flood
         self.commands = CommandRunner(store, resolver, enforces=backend.enforces)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
         self._observers: list[ReplyObserver] = []
         self._replier = ChatReplier(
             store, resolver, queue, backend, limits, self._notice, clock, flood
@@ -58,11 +59,30 @@ class Router:
         """The sink an adapter pushes messages into; each is handled in its own task."""
 
         async def sink(message: IncomingMessage) -> None:
+            if self._closed:
+                log.info("%s: stopping; not answering a message in %s", adapter.name,
+                         message.scope.describe())
+                return
             task = asyncio.create_task(self._guarded(adapter, message))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
         return sink
+
+    @property
+    def in_progress(self) -> int:
+        """Messages being handled right now."""
+        return len(self._tasks)
+
+    def close(self) -> None:
+        """Take no new messages (a graceful stop); those in progress go on."""
+        self._closed = True
+
+    async def settle(self, within: float) -> bool:
+        """Wait up to ``within`` s for the messages in progress; True once none is left."""
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=within)
+        return not self._tasks
 
     async def drain(self) -> None:
         """Wait until every message received so far has been handled."""

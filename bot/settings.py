@@ -71,6 +71,11 @@ class Settings(BaseSettings):
         "past that it tells the user once and stays quiet until the window passes.",
     )
     job_timeout: float = Field(default=180.0, gt=0, description="Wall-clock limit per job, s.")
+    shutdown_grace: float = Field(
+        default=7.0, ge=0,
+        description="Seconds replies in progress may take to finish on SIGTERM or SIGINT "
+        "(inside Docker's default 10 s stop timeout).",
+    )
     history_messages: int = Field(default=40, ge=0, description="Messages kept per channel.")
 
     log_level: str = "INFO"
