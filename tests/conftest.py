@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.settings import Settings
+from tools.models import gemma_path as gemma_model_path
 
 # Loopback fakes must never go through a proxy.
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
@@ -17,6 +18,15 @@ os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 def model_path() -> Path:
     """The bundled SmolLM2 model (installed by make)."""
     return Settings(_env_file=None).model_path()  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session")
+def gemma_path() -> Path:
+    """The Gemma 3 270M base model (no chat template), fetched by ``make test``."""
+    path = gemma_model_path()
+    if not path.is_file():
+        pytest.skip(f"the Gemma base model is not at {path}; 'make gemma' fetches it")
+    return path
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
