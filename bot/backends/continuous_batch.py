@@ -162,12 +162,7 @@ class ContinuousBatch:
     def _prepare(self, job: EngineJob) -> None:
         """Tokenize the prompt and check that it fits (done once per job)."""
         request = job.request
-        try:
-            prompt = self._model.chat_prompt(request.messages)
-        except Exception as error:  # jinja raises for messages the template rejects
-            raise InferenceError(
-                f"The model's chat template rejected the conversation ({error})."
-            ) from None
+        prompt = self._model.chat_prompt(request.messages)
         limit = self._ctx.n_ctx_seq
         if len(prompt) >= limit:
             raise ContextOverflowError(
@@ -177,7 +172,7 @@ class ContinuousBatch:
         room = limit - len(prompt)
         job.max_new = min(request.max_tokens, room) if request.max_tokens > 0 else room
         job.prompt = prompt
-        job.text = StopTextStream(request.stop)
+        job.text = StopTextStream((*request.stop, *self._model.chat.stop))
         job.history = np.zeros(len(prompt) + job.max_new + 1, dtype=np.intc)
         for token in prompt:
             job.remember(token)

@@ -14,6 +14,7 @@ from collections import deque
 from concurrent.futures import Future
 from pathlib import Path
 
+from bot.backends.chat_format import AUTO
 from bot.backends.continuous_batch import ContinuousBatch
 from bot.backends.engine_job import EngineJob, EngineStats
 from bot.backends.native import NativeContext, NativeModel
@@ -33,6 +34,7 @@ class BatchEngine:
         n_threads: llama.cpp threads for a step of one sequence.
         n_threads_batch: llama.cpp threads for several sequences or a prompt chunk.
         prefill_chunk: prompt tokens evaluated per step while others are generating.
+        chat_format: ``CABOT_CHAT_FORMAT`` (see ``chat_format``).
     """
 
     def __init__(
@@ -45,8 +47,10 @@ class BatchEngine:
         n_threads_batch: int,
         prefill_chunk: int = 64,
         n_batch: int = 512,
+        chat_format: str = AUTO,
     ) -> None:
         self._model_path = model_path
+        self._chat_format = chat_format
         self._n_ctx = n_ctx
         self._n_threads = n_threads
         self._n_threads_batch = n_threads_batch
@@ -107,7 +111,7 @@ class BatchEngine:
     def _main(self, ready: Future[NativeModel]) -> None:
         model: NativeModel | None = None
         try:
-            model = NativeModel(self._model_path)
+            model = NativeModel(self._model_path, chat_format=self._chat_format)
             ctx = NativeContext(
                 model,
                 n_seqs=len(self.table.slots),

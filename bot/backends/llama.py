@@ -1,21 +1,25 @@
-"""The in-process llama.cpp backend: one worker thread owns the model."""
+"""The in-process llama.cpp backend: one worker thread owns the model.
+
+The prompt is built by the same ``Vocabulary`` (chat format and control-token guard) as
+the batched engine's, as tokens, and generated with ``Llama.create_completion``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import os
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from bot.backends.banning import BannedWordsCache
-from bot.backends.base import LOCAL_SAMPLING, GenerationRequest
+from bot.backends.base import LOCAL_SAMPLING, ChatMessage, GenerationRequest
 from bot.backends.bridge import ThreadBridge
-from bot.backends.control_tokens import ControlTokenGuard
+from bot.backends.chat_format import AUTO
+from bot.backends.native import Vocabulary
 from bot.backends.token_count import TokenCounter
 from bot.errors import ContextOverflowError, InferenceError
 
@@ -26,6 +30,7 @@ class LlamaBackend:
     """llama-cpp-python in one worker thread; tokens are streamed back to the event loop.
 
     Returning channels reuse their KV prefix through llama-cpp-python's RAM cache.
+    ``chat_format`` is ``CABOT_CHAT_FORMAT`` (see ``chat_format``).
     """
 
     name = "llama.cpp"
@@ -39,15 +44,18 @@ class LlamaBackend:
         n_ctx: int = 2048,
         n_threads: int | None = None,
         cache_bytes: int = 256 << 20,
+        chat_format: str = AUTO,
     ) -> None:
         self._model_path = model_path
+        self._chat_format = chat_format
         self._n_ctx = n_ctx
         self._n_threads = n_threads
         self._cache_bytes = cache_bytes
         self._executor: ThreadPoolExecutor | None = None
         self._llama: Any = None
+        self._vocabulary: Vocabulary | None = None
         self._grammars: dict[str, Any] = {}
-        self._banned = BannedWordsCache(lambda: self._vocab, self._detokenize)
+        self._banned = BannedWordsCache(lambda: self._words().vocab_texts, self._detokenize)
         self._counter = TokenCounter()
 
     @property
@@ -60,7 +68,12 @@ class LlamaBackend:
         loop = asyncio.get_running_loop()
         try:
             self._llama = await loop.run_in_executor(self._executor, self._load)
-        except (ValueError, OSError, RuntimeError) as error:
+            # The one scan of the vocabulary (a second for a large one), off the loop.
+            self._vocabulary = await loop.run_in_executor(self._executor, self._read_vocabulary)
+        except BaseException as error:
+            await self._release()
+            if not isinstance(error, ValueError | OSError | RuntimeError):
+                raise
             raise InferenceError(
                 f"Cannot load the model {self._model_path.name} ({error}); check that "
                 "CABOT_MODEL is a valid GGUF file."
@@ -82,9 +95,16 @@ class LlamaBackend:
         log.info("loaded %s (n_ctx=%d)", self._model_path.name, self._n_ctx)
         return llama
 
+    def _read_vocabulary(self) -> Vocabulary:
+        return Vocabulary(self._model()._model.model, chat_format=self._chat_format)
+
     async def stop(self) -> None:
         """Release the model once the running generation stops."""
         self._counter.close()
+        await self._release()
+
+    async def _release(self) -> None:
+        self._vocabulary = None
         if self._executor is not None:
             executor, self._executor = self._executor, None
             await asyncio.get_running_loop().run_in_executor(None, executor.shutdown)
@@ -105,21 +125,22 @@ class LlamaBackend:
             raise InferenceError("The model is not loaded; start the backend first.")
         return self._llama
 
-    @functools.cached_property
-    def _vocab(self) -> list[str]:
-        """The generated text of every token id (control tokens as "")."""
-        llama = self._model()
-        return [self._detokenize([i]) for i in range(llama.n_vocab())]
-
-    @functools.cached_property
-    def _guard(self) -> ControlTokenGuard:
-        return ControlTokenGuard.for_vocabulary(self._vocab, self._spelling)
+    def _words(self) -> Vocabulary:
+        if self._vocabulary is None:
+            raise InferenceError("The model is not loaded; start the backend first.")
+        return self._vocabulary
 
     def _detokenize(self, tokens: list[int]) -> str:
         return str(self._model().detokenize(tokens).decode("utf-8", errors="ignore"))
 
-    def _spelling(self, token: int) -> str:
-        return str(self._model().detokenize([token], special=True).decode("utf-8", "ignore"))
+    def prompt_tokens(self, messages: Sequence[ChatMessage]) -> list[int]:
+        """The tokens the model reads for ``messages`` (what ``generate`` evaluates).
+
+        Raises:
+            InferenceError: the model is not loaded, or its chat format cannot express
+                the conversation.
+        """
+        return self._words().chat_prompt(messages)
 
     def _grammar(self, text: str) -> Any:
         from llama_cpp.llama_grammar import LlamaGrammar
@@ -137,15 +158,16 @@ class LlamaBackend:
     def _completion_args(self, request: GenerationRequest) -> dict[str, Any]:
         from llama_cpp import LogitsProcessorList
 
+        stop = [*request.stop, *self._words().chat.stop]
         args: dict[str, Any] = {
-            "messages": self._guard.chat_messages(request.messages),
+            "prompt": self.prompt_tokens(request.messages),
             "temperature": request.temperature,
             "top_p": request.top_p,
             "top_k": request.top_k,
             "min_p": request.min_p,
             "repeat_penalty": request.repeat_penalty,
             "max_tokens": request.max_tokens,
-            "stop": list(request.stop) or None,
+            "stop": stop or None,
             "stream": True,
         }
         if request.seed is not None:
@@ -178,11 +200,11 @@ class LlamaBackend:
         if bridge.cancelled:
             return
         try:
-            stream = self._model().create_chat_completion(**self._completion_args(request))
+            stream = self._model().create_completion(**self._completion_args(request))
             for chunk in stream:
                 if bridge.cancelled:
                     break
-                text = chunk["choices"][0]["delta"].get("content")
+                text = chunk["choices"][0]["text"]
                 if text:
                     bridge.send(text)
         except Exception as error:

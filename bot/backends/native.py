@@ -1,15 +1,15 @@
 """Thin typed wrappers over llama-cpp-python's low-level bindings for the batched engine.
 
-``NativeModel`` is the loaded weights and vocabulary (tokenizing, token text, the chat
-template); ``NativeContext`` is one llama.cpp context with a sequence per KV stream and
-the batch buffer fed to ``llama_decode``. Only the engine's worker thread decodes;
-tokenizing reads the vocabulary only and is safe from any thread.
+``Vocabulary`` is a loaded model's tokenizer, token texts and chat format (the
+single-sequence engine reads its prompts through one too); ``NativeModel`` is the loaded
+weights with their ``Vocabulary``; ``NativeContext`` is one llama.cpp context with a
+sequence per KV stream and the batch buffer fed to ``llama_decode``. Only the engine's
+worker thread decodes; tokenizing reads the vocabulary only and is safe from any thread.
 """
 
 from __future__ import annotations
 
 import ctypes
-import functools
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bot.backends.base import ChatMessage
+from bot.backends.chat_format import AUTO, ChatFormat, ModelSpecials, choose_format
 from bot.backends.control_tokens import ControlTokenGuard
 from bot.errors import DecodeFailedError, InferenceError
 
@@ -27,59 +28,54 @@ log = logging.getLogger(__name__)
 _PIECE_BUFFER = 256
 
 
-class NativeModel:
-    """A GGUF model loaded through llama.cpp, with its vocabulary and chat template."""
+class Vocabulary:
+    """A loaded model's vocabulary and chat format, read through llama.cpp's low-level API.
 
-    def __init__(self, path: Path) -> None:
-        import llama_cpp  # noqa: F401 - installs llama-cpp-python's log callback
+    Both engines build their prompts through one of these, so the same conversation gives
+    the same tokens on either. Building it scans the whole vocabulary once (about a second
+    for a 262k-token one): do it in the thread that loads the model. It does not own the
+    model; tokenizing reads the vocabulary only and is safe from any thread.
+
+    Args:
+        model: a ``llama_model`` pointer.
+        chat_format: ``CABOT_CHAT_FORMAT`` (see ``chat_format``).
+
+    Raises:
+        ConfigError: ``chat_format`` names no known format or usable template file.
+    """
+
+    def __init__(self, model: Any, *, chat_format: str = AUTO) -> None:
         import llama_cpp.llama_cpp as lc
 
-        # Like ``Llama(verbose=False)``: llama.cpp's own chatter goes nowhere.
-        logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
         self._lc = lc
-        lc.llama_backend_init()
-        params = lc.llama_model_default_params()
-        self.model: Any = lc.llama_model_load_from_file(str(path).encode("utf-8"), params)
-        if not self.model:
-            raise InferenceError(
-                f"Cannot load the model {path.name}; check that CABOT_MODEL is a valid GGUF file."
-            )
-        self.vocab: Any = lc.llama_model_get_vocab(self.model)
+        self.model: Any = model
+        self.vocab: Any = lc.llama_model_get_vocab(model)
         self.n_vocab = int(lc.llama_vocab_n_tokens(self.vocab))
-        self.n_ctx_train = int(lc.llama_model_n_ctx_train(self.model))
-        self._formatter = self._chat_formatter()
+        self.vocab_texts: list[str] = [
+            self.piece(i).decode("utf-8", errors="ignore") for i in range(self.n_vocab)
+        ]
+        """The generated text of every token id (control tokens as "")."""
+        self.control_guard = ControlTokenGuard.for_vocabulary(self.vocab_texts, self.token_text)
+        """Escapes control-token spellings in chat text."""
+        self.chat: ChatFormat = choose_format(chat_format, self.specials(), self.control_guard)
+        log.info("chat format: %s", self.chat.name)
 
-    def _chat_formatter(self) -> Any:
-        """The GGUF's chat template, rendered as ``Llama.create_chat_completion`` does."""
-        from llama_cpp.llama_chat_format import CHATML_CHAT_TEMPLATE, Jinja2ChatFormatter
-
+    def specials(self) -> ModelSpecials:
+        """The GGUF's chat template and the spellings of its BOS and EOS tokens."""
         lc = self._lc
         template = lc.llama_model_chat_template(self.model, None)
-        if template:
-            text = template.decode("utf-8")
-        else:
-            log.warning("the model has no chat template; using ChatML")
-            text = CHATML_CHAT_TEMPLATE
         eos = int(lc.llama_vocab_eos(self.vocab))
         bos = int(lc.llama_vocab_bos(self.vocab))
-        return Jinja2ChatFormatter(
-            template=text,
-            eos_token=self.token_text(eos) if eos != -1 else "",
-            bos_token=self.token_text(bos) if bos != -1 else "",
-            stop_token_ids=[eos],
+        return ModelSpecials(
+            template=template.decode("utf-8") if template else None,
+            bos=self.token_text(bos) if bos != -1 else "",
+            eos=self.token_text(eos) if eos != -1 else "",
+            add_bos=bool(lc.llama_vocab_get_add_bos(self.vocab)) and bos != -1,
         )
 
     def token_text(self, token: int) -> str:
         """The vocabulary entry of ``token`` (special tokens by name)."""
         return str(self._lc.llama_vocab_get_text(self.vocab, token).decode("utf-8"))
-
-    def close(self) -> None:
-        """Free the weights."""
-        if self.model:
-            model, self.model = self.model, None
-            self._lc.llama_model_free(model)
-
-    # -- text and tokens ----------------------------------------------------------------
 
     def tokenize(self, text: str, *, special: bool = False) -> list[int]:
         """Token ids of ``text`` (no BOS; ``special`` parses control tokens like <|im_end|>)."""
@@ -109,20 +105,52 @@ class NativeModel:
         """Whether ``token`` ends generation (end of turn or of text)."""
         return bool(self._lc.llama_vocab_is_eog(self.vocab, token))
 
-    @functools.cached_property
-    def vocab_texts(self) -> list[str]:
-        """The generated text of every token id (computed once; control tokens as "")."""
-        return [self.piece(i).decode("utf-8", errors="ignore") for i in range(self.n_vocab)]
-
-    @functools.cached_property
-    def control_guard(self) -> ControlTokenGuard:
-        """Escapes control-token spellings in chat text (computed once)."""
-        return ControlTokenGuard.for_vocabulary(self.vocab_texts, self.token_text)
-
     def chat_prompt(self, messages: Sequence[ChatMessage]) -> list[int]:
-        """The prompt tokens for ``messages``, ending with the assistant's turn opening."""
-        result = self._formatter(messages=self.control_guard.chat_messages(messages))
-        return self.tokenize(result.prompt, special=True)
+        """The prompt tokens for ``messages``, ending with the assistant's turn opening.
+
+        Raises:
+            InferenceError: the chat format cannot express the conversation.
+        """
+        return self.tokenize(self.chat.render(messages), special=True)
+
+
+class NativeModel(Vocabulary):
+    """A GGUF model loaded through llama.cpp, with its vocabulary and chat format.
+
+    Args:
+        path: the GGUF file.
+        chat_format: ``CABOT_CHAT_FORMAT`` (see ``chat_format``).
+
+    Raises:
+        InferenceError: the file is not a model llama.cpp can load.
+        ConfigError: ``chat_format`` names no known format or usable template file.
+    """
+
+    def __init__(self, path: Path, *, chat_format: str = AUTO) -> None:
+        import llama_cpp  # noqa: F401 - installs llama-cpp-python's log callback
+        import llama_cpp.llama_cpp as lc
+
+        # Like ``Llama(verbose=False)``: llama.cpp's own chatter goes nowhere.
+        logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
+        lc.llama_backend_init()
+        params = lc.llama_model_default_params()
+        model = lc.llama_model_load_from_file(str(path).encode("utf-8"), params)
+        if not model:
+            raise InferenceError(
+                f"Cannot load the model {path.name}; check that CABOT_MODEL is a valid GGUF file."
+            )
+        try:
+            super().__init__(model, chat_format=chat_format)
+        except BaseException:
+            lc.llama_model_free(model)
+            raise
+        self.n_ctx_train = int(lc.llama_model_n_ctx_train(self.model))
+
+    def close(self) -> None:
+        """Free the weights."""
+        if self.model:
+            model, self.model = self.model, None
+            self._lc.llama_model_free(model)
 
 
 class NativeContext:

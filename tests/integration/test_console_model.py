@@ -39,8 +39,8 @@ class RecordingOutput(io.StringIO):
 class RecordingLlama(LlamaBackend):
     """The real engine, remembering what the model was given."""
 
-    def __init__(self, model_path: Path, **kwargs: int) -> None:
-        super().__init__(model_path, **kwargs)
+    def __init__(self, model_path: Path, *, n_ctx: int, n_threads: int) -> None:
+        super().__init__(model_path, n_ctx=n_ctx, n_threads=n_threads)
         self.requests: list[GenerationRequest] = []
 
     async def generate(self, request: GenerationRequest) -> AsyncGenerator[str, None]:
