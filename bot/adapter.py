@@ -6,10 +6,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from bot.messages import IncomingMessage, OutgoingMessage, SentMessage
+from bot.messages import CommunityMoved, IncomingMessage, OutgoingMessage, SentMessage
 
-MessageSink = Callable[[IncomingMessage], Awaitable[None]]
-"""Where an adapter pushes every message it receives."""
+MessageSink = Callable[[IncomingMessage | CommunityMoved], Awaitable[None]]
+"""Where an adapter pushes every message it receives (and news of a community's new id)."""
 
 
 @dataclass(frozen=True)

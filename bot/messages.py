@@ -88,6 +88,21 @@ class IncomingMessage(BaseModel):
         return self.is_direct or self.mentions_bot or self.replies_to_bot
 
 
+class CommunityMoved(BaseModel):
+    """A community changed its id on its platform (a Telegram group became a supergroup).
+
+    Everything cabot keeps for it (bindings, locks, community layers and profiles, memory,
+    reply modes, the audit history) moves to the new id.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    platform: str
+    old: str
+    new: str
+    reason: str
+
+
 class OutgoingMessage(BaseModel):
     """A message the core wants shown in reply to an incoming one."""
 

@@ -12,12 +12,12 @@ from bot.backends.base import Backend
 from bot.commands import CommandReply, CommandRunner
 from bot.errors import AdapterError
 from bot.flood import FloodGuard
-from bot.messages import IncomingMessage, OutgoingMessage, Scope
+from bot.messages import CommunityMoved, IncomingMessage, OutgoingMessage, Scope
 from bot.queue import InferenceQueue
 from bot.reply import ChatLimits, ChatReplier, ReplyStats, user_key
 from bot.resolution import ProfileResolver
 from bot.splitting import split_message
-from bot.store import Store
+from bot.store import Actor, Store
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,10 @@ class Router:
     def sink_for(self, adapter: Adapter) -> MessageSink:
         """The sink an adapter pushes messages into; each is handled in its own task."""
 
-        async def sink(message: IncomingMessage) -> None:
+        async def sink(message: IncomingMessage | CommunityMoved) -> None:
+            if isinstance(message, CommunityMoved):
+                await self._moved(message)
+                return
             if self._closed:
                 log.info("%s: stopping; not answering a message in %s", adapter.name,
                          message.scope.describe())
@@ -150,6 +153,12 @@ class Router:
                 f"You're sending messages faster than I can answer; I'll answer you again "
                 f"in about {wait} s.", ephemeral=True))
         return False
+
+    async def _moved(self, moved: CommunityMoved) -> None:
+        actor = Actor(id=moved.platform, name=f"{moved.platform} ({moved.reason})")
+        if await self._store.move_community(moved.platform, moved.old, moved.new, actor):
+            log.info("%s community %s is now %s (%s): its settings and memory moved",
+                     moved.platform, moved.old, moved.new, moved.reason)
 
     async def _notice(
         self, adapter: Adapter, message: IncomingMessage, text: str, ephemeral: bool

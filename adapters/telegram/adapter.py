@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
 
+from cachetools import LRUCache
 from telegram import ChatMember, ChatMemberUpdated, Message, Update, User
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import (
@@ -34,6 +35,7 @@ from telegram.ext import (
 
 from adapters.telegram.admins import AdminCache
 from adapters.telegram.convert import (
+    PLATFORM,
     command_for_other_bot,
     normalise_command,
     sender_of,
@@ -49,11 +51,13 @@ from adapters.telegram.webhook import WebhookServer, derived_secret
 from bot.adapter import Capabilities, MessageSink
 from bot.commands import Registry, build_registry
 from bot.errors import AdapterError, ConfigError
-from bot.messages import IncomingMessage, OutgoingMessage, SentMessage
+from bot.messages import CommunityMoved, IncomingMessage, OutgoingMessage, SentMessage
 
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_LENGTH = 4096
+MIGRATED_CHATS = 1024
+"""Group upgrades remembered, so the two service messages of one upgrade move it once."""
 TYPING_INTERVAL = 4.5
 """A typing action shows for 5 s or until the bot posts; renew it a little earlier."""
 POLL_TIMEOUT = dt.timedelta(seconds=10)
@@ -100,6 +104,9 @@ class TelegramAdapter:
         self._settings = settings
         self._token = settings.token
         self._registry = registry if registry is not None else build_registry()
+        self._migrated: LRUCache[tuple[int, int], asyncio.Future[None]] = LRUCache(
+            MIGRATED_CHATS
+        )
         self._clock = clock
         self._sleep = sleep
         self.limits = FloodLimits(
@@ -140,6 +147,9 @@ class TelegramAdapter:
         application = builder.build()
         application.add_handler(
             MessageHandler(filters.UpdateType.MESSAGE & filters.TEXT, self._on_message)
+        )
+        application.add_handler(
+            MessageHandler(filters.StatusUpdate.MIGRATE, self._on_migrate)
         )
         application.add_handler(
             ChatMemberHandler(self._on_membership, ChatMemberHandler.MY_CHAT_MEMBER)
@@ -260,6 +270,38 @@ class TelegramAdapter:
                     await sink(incoming)
         finally:
             self.last_update_id = max(self.last_update_id, update.update_id)
+
+    async def _on_migrate(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A group became a supergroup: its settings and memory follow the new chat id."""
+        message = update.message
+        if message is None:
+            return
+        if message.migrate_to_chat_id is not None:
+            old, new = message.chat.id, message.migrate_to_chat_id
+        elif message.migrate_from_chat_id is not None:
+            old, new = message.migrate_from_chat_id, message.chat.id
+        else:
+            return
+        await self.community_moved(old, new)
+
+    async def community_moved(self, old: int, new: int) -> None:
+        """Tell the core that chat ``old`` is now ``new``.
+
+        Both service messages of an upgrade come, possibly at once: the second waits for
+        the move the first started, so nothing in the new chat is answered before it.
+        """
+        known = self._migrated.get((old, new))
+        if known is None:
+            known = asyncio.ensure_future(self._move(old, new))
+            self._migrated[(old, new)] = known
+        await asyncio.shield(known)
+
+    async def _move(self, old: int, new: int) -> None:
+        self._outbox.reopen(new)
+        sink = self._sink
+        if sink is not None:
+            await sink(CommunityMoved(platform=PLATFORM, old=str(old), new=str(new),
+                                      reason="the group became a supergroup"))
 
     async def _convert(self, message: Message) -> IncomingMessage | None:
         me = self._me

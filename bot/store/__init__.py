@@ -17,6 +17,7 @@ from bot.store.alignment import AlignmentStore
 from bot.store.connection import Database
 from bot.store.conversation import ConversationStore
 from bot.store.models import Actor, AuditEntry, Binding, Level, Lock, Place
+from bot.store.moves import move_community
 
 __all__ = [
     "Actor",
@@ -42,6 +43,7 @@ class Store:
     """
 
     def __init__(self, path: Path | str, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
         self.database = Database(path)
         self.alignment = AlignmentStore(self.database, clock)
         self.conversations = ConversationStore(self.database, clock)
@@ -58,6 +60,14 @@ class Store:
     async def close(self) -> None:
         """Close the database (committed data is already on disk)."""
         await self.database.close()
+
+    async def move_community(self, platform: str, old: str, new: str, actor: Actor) -> bool:
+        """Move everything kept for community ``old`` to its new id ``new`` (audited).
+
+        Returns False when nothing was kept under ``old`` (e.g. it moved already).
+        """
+        return await move_community(self.database, self.alignment, self.conversations,
+                                    platform, old, new, actor, self._clock())
 
     async def __aenter__(self) -> Store:
         await self.open()

@@ -45,6 +45,12 @@ class ConversationStore:
         # on its next append.
         self._stored: LRUCache[str, int] = LRUCache(HISTORY_CACHE_CHANNELS)
 
+    def forget_cached(self, prefix: str) -> None:
+        """Drop what is kept in RAM for places whose key starts with ``prefix``."""
+        for cache in (self._memory, self._stored):
+            for key in [key for key in cache if key.startswith(prefix)]:
+                del cache[key]
+
     # -- conversation memory ---------------------------------------------------------
 
     async def append_history(self, scope: Scope, role: str, content: str, keep: int) -> None:

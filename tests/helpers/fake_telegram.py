@@ -61,16 +61,23 @@ FORUM = -1009876543210
 class ApiError(Exception):
     """An error answer of the Bot API."""
 
-    def __init__(self, code: int, description: str, retry_after: int | None = None) -> None:
+    def __init__(self, code: int, description: str, retry_after: int | None = None,
+                 migrate_to: int | None = None) -> None:
         super().__init__(description)
         self.code = code
         self.description = description
         self.retry_after = retry_after
+        self.migrate_to = migrate_to
 
     def body(self) -> JSON:
         body: JSON = {"ok": False, "error_code": self.code, "description": self.description}
+        parameters: JSON = {}
         if self.retry_after is not None:
-            body["parameters"] = {"retry_after": self.retry_after}
+            parameters["retry_after"] = self.retry_after
+        if self.migrate_to is not None:
+            parameters["migrate_to_chat_id"] = self.migrate_to
+        if parameters:
+            body["parameters"] = parameters
         return body
 
 
@@ -266,6 +273,8 @@ class FakeTelegram:
         self.owners: dict[int, int] = {}
         self.admins: dict[int, set[int]] = {}
         self.kicked: set[int] = set()
+        self.migrated: dict[int, int] = {}
+        """Basic groups upgraded to a supergroup: old id to new id."""
         self.messages: dict[tuple[int, int], ChatMessage] = {}
         self.calls: list[ApiCall] = []
         self.commands: list[JSON] = []
@@ -392,6 +401,29 @@ class FakeTelegram:
         chat: JSON = {"id": chat_id, "type": "channel", "title": title}
         self.chats[chat_id] = chat
         return chat
+
+    def add_basic_group(self, chat_id: int, title: str, *, owner: JSON,
+                        admins: tuple[JSON, ...] = ()) -> JSON:
+        """A basic group (the kind Telegram upgrades to a supergroup)."""
+        chat = self.add_group(chat_id, title, owner=owner, admins=admins)
+        chat["type"] = "group"
+        return chat
+
+    def upgrade_group(self, chat_id: int, new_id: int) -> JSON:
+        """A basic group becomes a supergroup with a new id, as Telegram does it: a service
+        message in each chat, and the old id refused with ``migrate_to_chat_id`` since."""
+        old = self.chats[chat_id]
+        new: JSON = {"id": new_id, "type": "supergroup", "title": old["title"]}
+        self.chats[new_id] = new
+        self.owners[new_id] = self.owners[chat_id]
+        self.admins[new_id] = set(self.admins[chat_id])
+        self.migrated[chat_id] = new_id
+        owner = self.users[self.owners[chat_id]]
+        self._push({"message": {"message_id": self._next_id(chat_id), "date": int(time.time()),
+                                "chat": old, "from": owner, "migrate_to_chat_id": new_id}})
+        return self._push({"message": {
+            "message_id": self._next_id(new_id), "date": int(time.time()), "chat": new,
+            "from": owner, "migrate_from_chat_id": chat_id}})
 
     def kick_bot(self, chat_id: int) -> None:
         """The bot is removed from the chat: posting there is forbidden from now on."""
@@ -541,6 +573,9 @@ class FakeTelegram:
         chat = self.chats.get(chat_id) if isinstance(chat_id, int) else None
         if chat is None:
             raise ApiError(400, "Bad Request: chat not found")
+        if chat_id in self.migrated:
+            raise ApiError(400, "Bad Request: group chat was upgraded to a supergroup chat",
+                           migrate_to=self.migrated[chat_id])
         if chat_id in self.kicked:
             kind = "supergroup chat" if chat["type"] == "supergroup" else "group chat"
             if chat["type"] == "private":

@@ -650,3 +650,39 @@ async def test_the_real_model_streams_a_reply_in_a_private_chat(
         history = await bots.app.store.conversations.history(Scope(
             platform="telegram", community=str(bots.bob["id"]), channel=str(bots.bob["id"])), 10)
         assert [role for role, _ in history] == ["user", "assistant"]
+
+
+# -- a group upgraded to a supergroup ---------------------------------------------------
+
+BASIC, UPGRADED = -4001, -1004001
+
+
+async def test_a_group_upgraded_to_a_supergroup_keeps_its_settings_and_memory(
+    tmp_path: Path,
+) -> None:
+    backend = FakeBackend(lambda r: f"You said: {last_user_text(r)}")
+    async with running(tmp_path, backend) as bots:
+        fake = bots.fake
+        fake.add_basic_group(BASIC, "Old readers", owner=bots.alice, admins=(bots.carol,))
+        await bots.say(BASIC, bots.alice, "/profile use kids")
+        await bots.say(BASIC, bots.alice, "/profile lock no-links")
+        await bots.say(BASIC, bots.alice, "/answer always")
+        await bots.say(BASIC, bots.bob, "Remember the word heron.")
+        fake.upgrade_group(BASIC, UPGRADED)
+        await bots.settle()
+        await bots.say(UPGRADED, bots.bob, "Which word was it?")  # unaddressed: answer always
+        shown = await bots.say(UPGRADED, bots.bob, "/profile show")
+        audit = await bots.app.store.alignment.audit_log("telegram", str(UPGRADED))
+        old_audit = await bots.app.store.alignment.audit_log("telegram", str(BASIC))
+
+    request = backend.requests[-1]
+    said = [m.content for m in request.messages if m.role == "user"]
+    assert said == ["Remember the word heron.", "Which word was it?"]
+    replies = bots.replies(UPGRADED)
+    assert replies[0] == "You said: Which word was it?"
+    assert replies[-1].startswith("Profile 'kids' — set for this channel")
+    assert "no-links (built-in) [locked by Alice]" in replies[-1]
+    assert [entry.action for entry in audit][:1] == ["move community"]
+    assert {"bind channel", "lock"} <= {entry.action for entry in audit}
+    assert old_audit == []
+    assert shown["message"]["chat"]["id"] == UPGRADED
