@@ -501,3 +501,47 @@ async def test_the_real_model_answers_a_mention(
     assert shown[0].content.strip() and len(shown[0].content) <= 2000
     assert not shown[0].pinged_anyone
     assert fake.requests_to("POST", rf"/channels/{world.general}/typing")
+
+
+# -- the operator's floor and community locks ---------------------------------------------
+
+
+async def test_a_server_lock_binds_every_channel_and_the_floor_binds_everyone(
+    tmp_path: Path, fake: FakeDiscord, world: World
+) -> None:
+    backend = FakeBackend("Well, you bastard, here is a story.")
+    core = {"floor_layers": ("family-friendly",)}
+    async with running(tmp_path, fake, backend, settings=core) as (app, _):
+        too_low = await fake.invoke(world.channel_mod, world.general, "profile", "lock",
+                                    layers="no-links")
+        (refused_lock,) = await answers(fake, app, too_low)
+        locked = await fake.invoke(world.server_mod, world.general, "profile", "lock",
+                                   layers="no-links")
+        (done,) = await answers(fake, app, locked)
+        clash = await fake.invoke(world.channel_mod, world.other, "profile", "use",
+                                  profile="storyteller")
+        (refused_use,) = await answers(fake, app, clash)
+        switch = await fake.invoke(world.channel_mod, world.other, "profile", "use",
+                                   profile="researcher")
+        (switched,) = await answers(fake, app, switch)
+        floor = await fake.invoke(world.owner, world.other, "profile", "unlock",
+                                  layers="family-friendly")
+        (refused_unlock,) = await answers(fake, app, floor)
+        asked = await fake.say(world.member, world.other, f"{mention(fake)} a story please")
+        (story,) = await reply_to(fake, app, asked)
+        show = await fake.invoke(world.member, world.other, "profile", "show")
+        (shown,) = await answers(fake, app, show)
+
+    assert refused_lock.ephemeral and refused_lock.content.startswith("Only community moderators")
+    assert "Locked no-links for the whole community" in done.content
+    assert refused_use.ephemeral
+    assert "'fiction' conflicts with 'family-friendly', which the operator" in refused_use.content
+    assert "always with the community's locked no-links and the operator's floor " \
+           "family-friendly" in switched.content
+    assert "operator's floor" in refused_unlock.content
+    assert "bastard" not in story.content and "here is a story" in story.content
+    assert "family-friendly (built-in) [operator floor]" in shown.content
+    assert "no-links (built-in) [locked by serena]" in shown.content
+    request = backend.requests[-1]
+    assert "bastard" in request.banned, "the floor's banned words reach the sampler"
+    assert "Everyone here may be a child." in request.messages[0].content

@@ -686,3 +686,32 @@ async def test_a_group_upgraded_to_a_supergroup_keeps_its_settings_and_memory(
     assert {"bind channel", "lock"} <= {entry.action for entry in audit}
     assert old_audit == []
     assert shown["message"]["chat"]["id"] == UPGRADED
+
+
+# -- the operator's floor and community locks ---------------------------------------------
+
+
+async def test_group_admins_lock_layers_for_every_topic_and_the_floor_binds_all(
+    tmp_path: Path,
+) -> None:
+    backend = FakeBackend("Sure, you bastard: see https://example.com for more.")
+    core = {"floor_layers": ("family-friendly",)}
+    async with running(tmp_path, backend, core=core) as bots:
+        fake = bots.fake
+        topic = fake.create_topic(FORUM, "Stories", bots.alice)
+        await bots.say(FORUM, bots.bob, "/profile lock no-links", thread_id=topic)
+        await bots.say(FORUM, bots.alice, "/profile lock no-links")
+        await bots.say(FORUM, bots.alice, "/profile use storyteller", thread_id=topic)
+        await bots.say(FORUM, bots.alice, "/profile unlock family-friendly")
+        await bots.say(FORUM, bots.bob, "@cabot_test_bot tell me a story", thread_id=topic)
+        replies = bots.replies(FORUM)
+        bindings = await bots.binding(group_scope(FORUM, topic))
+
+    refused_lock, locked, refused_use, refused_unlock, story = replies
+    assert refused_lock.startswith("Only community moderators")
+    assert locked.startswith("Locked no-links for the whole community")
+    assert "'fiction' conflicts with 'family-friendly', which the operator" in refused_use
+    assert "operator's floor" in refused_unlock
+    assert bindings == {}
+    assert "bastard" not in story and "example.com" not in story
+    assert "bastard" in backend.requests[-1].banned
