@@ -34,6 +34,7 @@ from adapters.discord.convert import (
     is_chat,
     neutralize_mentions,
 )
+from adapters.discord.limits import ChannelBudget
 from adapters.discord.requests import InteractionReply, RequestGate
 from adapters.discord.settings import DiscordSettings
 from bot.adapter import Capabilities, MessageSink
@@ -45,6 +46,7 @@ from profiles import Library, load_builtin_library
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_LENGTH = 2000
+CHANNEL_LIMIT, CHANNEL_WINDOW = 5, 5.0  # sends and edits per channel per window, s
 SENT_KEY = "discord_sent"
 """``SentMessage.extras`` key of the discord.py message object, for later edits."""
 MIN_RATELIMIT_TIMEOUT = 30.0  # discord.py raises anything lower to 30 s
@@ -87,6 +89,7 @@ class DiscordAdapter:
         sync_commands: bool = True,
         max_ratelimit_timeout: float = MIN_RATELIMIT_TIMEOUT,
         registry: Registry | None = None,
+        channel_window: float = CHANNEL_WINDOW,
     ) -> None:
         if settings.token is None:
             raise ConfigError(
@@ -106,6 +109,7 @@ class DiscordAdapter:
         self._endpoints = Endpoints(settings.api_url, settings.gateway_url)
         self._library = library
         self._registry = registry if registry is not None else build_registry()
+        self._budget = ChannelBudget(CHANNEL_LIMIT, channel_window)
         self._builtin: Library | None = None
         self._guild_ready_timeout = guild_ready_timeout
         self._start_timeout = start_timeout
@@ -309,14 +313,16 @@ class DiscordAdapter:
             source = self._source(incoming)
             self._gate.check(source.channel.id, _where(incoming))
             channel = source.channel
-            if message.ephemeral or self._first_reply(incoming.message_id):
-                request = channel.send(
-                    text, allowed_mentions=no_pings(),
-                    reference=source.to_reference(fail_if_not_exists=False),
-                )
-            else:
-                request = channel.send(text, allowed_mentions=no_pings())
-            posted = await self._gate.call(request, _where(incoming), channel_id=channel.id)
+            async with self._budget.slot(channel.id):
+                if message.ephemeral or self._first_reply(incoming.message_id):
+                    request = channel.send(
+                        text, allowed_mentions=no_pings(),
+                        reference=source.to_reference(fail_if_not_exists=False),
+                    )
+                else:
+                    request = channel.send(text, allowed_mentions=no_pings())
+                posted = await self._gate.call(request, _where(incoming),
+                                               channel_id=channel.id)
         return SentMessage(message_id=str(posted.id), in_reply_to=incoming,
                            extras={SENT_KEY: posted})
 
@@ -326,13 +332,15 @@ class DiscordAdapter:
         if not isinstance(posted, discord.Message):
             raise AdapterError("That message was not posted on Discord by this adapter.")
         where = _where(sent.in_reply_to)
-        request = posted.edit(content=neutralize_mentions(text, MAX_MESSAGE_LENGTH),
-                              allowed_mentions=no_pings())
+        content = neutralize_mentions(text, MAX_MESSAGE_LENGTH)
         if isinstance(posted, discord.WebhookMessage | discord.InteractionMessage):
-            await self._gate.call(self._gate.bounded(request), where, editing=True)
+            await self._gate.call(self._gate.bounded(
+                posted.edit(content=content, allowed_mentions=no_pings())), where, editing=True)
             return
-        self._gate.check(posted.channel.id, where, request)
-        await self._gate.call(request, where, editing=True, channel_id=posted.channel.id)
+        async with self._budget.slot(posted.channel.id):
+            request = posted.edit(content=content, allowed_mentions=no_pings())
+            self._gate.check(posted.channel.id, where, request)
+            await self._gate.call(request, where, editing=True, channel_id=posted.channel.id)
 
     async def show_typing(self, message: IncomingMessage) -> None:
         """'cabot is typing…' in the message's channel (an interaction shows 'thinking')."""

@@ -94,6 +94,7 @@ async def running(
     """An App (core ``settings``) with a DiscordAdapter (``discord`` settings) on ``fake``."""
     app = make_app(tmp_path, backend, **(settings or {}))
     options.setdefault("guild_ready_timeout", 0.01)
+    options.setdefault("channel_window", 5.0 * SCALE)  # the fake's budget, scaled
     adapter = DiscordAdapter(connected_to(fake, **(discord or {})),
                              library=app.resolver.library_for, **options)
     await app.start([adapter])
@@ -545,3 +546,31 @@ async def test_a_server_lock_binds_every_channel_and_the_floor_binds_everyone(
     request = backend.requests[-1]
     assert "bastard" in request.banned, "the floor's banned words reach the sampler"
     assert "Everyone here may be a child." in request.messages[0].content
+
+
+# -- a flooding member -------------------------------------------------------------------
+
+
+async def test_a_flood_of_500_messages_is_not_amplified(
+    tmp_path: Path, fake: FakeDiscord, world: World
+) -> None:
+    backend = FakeBackend(lambda r: f"You said: {last_user_text(r)}")
+    core = {"user_rate": 6, "flood_messages": 20}
+    async with running(tmp_path, fake, backend, settings=core) as (app, _):
+        for n in range(500):
+            await fake.say(world.member, world.general, f"{mention(fake)} spam {n}")
+        await fake.wait_for(lambda: len(backend.finished) >= 6, 30)
+        await app.router.drain()
+        asked = await fake.say(world.owner, world.general, f"{mention(fake)} a real question")
+        (answer,) = await reply_to(fake, app, asked, within=30)
+        elsewhere = await fake.say(world.member, world.other, f"{mention(fake)} hello?")
+        await app.router.drain()
+        shown = [m.content for m in fake.bot_messages(world.general)]
+        other = [m.content for m in fake.bot_messages(world.other)]
+
+    assert fake.invalid_requests == 0, "no 429s: the channel's budget was never overrun"
+    assert len([t for t in shown if t.startswith("You said: spam")]) == 6
+    assert len([t for t in shown if "faster than I can answer" in t]) == 1
+    assert answer.content == "You said: a real question"
+    assert len(shown) == 8
+    assert elsewhere.id and other == [], "the flooder stays unanswered in other channels too"

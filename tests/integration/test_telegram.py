@@ -715,3 +715,27 @@ async def test_group_admins_lock_layers_for_every_topic_and_the_floor_binds_all(
     assert bindings == {}
     assert "bastard" not in story and "example.com" not in story
     assert "bastard" in backend.requests[-1].banned
+
+
+# -- a flooding member -------------------------------------------------------------------
+
+
+async def test_a_flood_of_500_messages_is_not_amplified(tmp_path: Path) -> None:
+    backend = FakeBackend(lambda r: f"You said: {last_user_text(r)}")
+    core = {"user_rate": 6, "flood_messages": 20}
+    async with running(tmp_path, backend, core=core) as bots:
+        for n in range(500):
+            bots.fake.post(GROUP, bots.bob, f"@cabot_test_bot spam {n}")
+        await bots.settle()
+        await bots.say(GROUP, bots.alice, "@cabot_test_bot a real question")
+        await bots.say(bots.alice["id"], bots.alice, "and one in private")
+        shown = bots.replies(GROUP)
+        refused = [c for c in bots.fake.calls if not c.ok]
+
+    assert refused == [], "no request over Telegram's limits"
+    spam_answers = [text for text in shown if text.startswith("You said: spam")]
+    notices = [text for text in shown if "faster than I can answer" in text]
+    assert len(spam_answers) == 6 and len(notices) == 1
+    assert shown[-1] == "You said: a real question"
+    assert len(shown) == 8
+    assert bots.replies(bots.alice["id"]) == ["You said: and one in private"]
