@@ -87,7 +87,7 @@ class PreparedReply:
         """A fresh stream filter for this reply's banned words and redactions."""
         return OutputFilter(
             banned=self.request.banned,
-            redact=[(s.value.pattern, s.value.replacement) for s in self.plan.redact],
+            redact=[s.value for s in self.plan.redact],
         )
 
 
@@ -198,7 +198,7 @@ class ChatReplier:
             return None
         plan = resolved.plan
         refusal = refusal_for(
-            message.text, [(s.value.pattern, s.value.message) for s in plan.refuse]
+            message.text, [s.value for s in plan.refuse]
         )
         if refusal is not None:
             await self._say(adapter, message, refusal, False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -33,19 +34,37 @@ def _check_regex(pattern: str) -> str:
 
 
 class RefuseRule(_Strict):
-    """Refuse a message matching ``pattern`` (case-insensitive) with ``message``."""
+    """Refuse a message matching ``pattern`` (case-insensitive) with ``message``.
+
+    The pattern is matched against the message as written and as a reader reads it
+    (accents, look-alike letters, leetspeak, spelled-out letters folded away) unless
+    ``exact`` is set.
+    """
 
     pattern: str
     message: str = "I can't help with that here."
+    exact: bool = False
 
     _valid = field_validator("pattern")(_check_regex)
 
 
+RedactCheck = Literal["luhn", "iban", "phone", "domain"]
+"""Named checks a redaction candidate must pass (a regular expression cannot do them):
+``luhn`` a payment card number, ``iban`` an IBAN (length and mod-97), ``phone`` a phone
+number (digit count and shape, not a date or a year), ``domain`` a known top-level domain."""
+
+
 class RedactRule(_Strict):
-    """Replace text matching ``pattern`` (case-insensitive) in replies with ``replacement``."""
+    """Replace text matching ``pattern`` (case-insensitive) in replies with ``replacement``.
+
+    Matched as written and folded (see ``RefuseRule``) unless ``exact``; with ``check``,
+    a match is redacted only if it passes that check.
+    """
 
     pattern: str
     replacement: str = "[removed]"
+    exact: bool = False
+    check: RedactCheck | None = None
 
     _valid = field_validator("pattern")(_check_regex)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from bot.backends.banning import BannedWords, BannedWordsCache
@@ -33,10 +35,11 @@ def generate(banned: BannedWords, steps: int = 6) -> set[str]:
 
 def test_no_tokenization_of_a_banned_word_survives() -> None:
     banned = BannedWords(["banana"], VOCAB, decode)
+    inflected = re.compile(r"bananas?|bananaes|bananas?ed|bananay")
     for text in generate(banned, steps=5):
         lowered = text.lower()
         words = "".join(c if c.isalnum() else " " for c in lowered).split()
-        assert not any(w.startswith("banana") for w in words), text
+        assert not any(inflected.fullmatch(w) for w in words), text
 
 
 def test_innocent_words_are_still_reachable() -> None:
