@@ -28,6 +28,7 @@ from bot.queue import InferenceQueue, Job
 from bot.resolution import ProfileResolver
 from bot.store import Store
 from bot.streaming import ReplyStreamer
+from bot.why import ReplyReports, refusal_report, reply_report
 from profiles import ComposedPlan
 
 log = logging.getLogger(__name__)
@@ -144,6 +145,7 @@ class ChatReplier:
         say: Say,
         clock: Callable[[], float] = time.monotonic,
         flood: FloodGuard | None = None,
+        reports: ReplyReports | None = None,
     ) -> None:
         self._store = store
         self._resolver = resolver
@@ -153,6 +155,7 @@ class ChatReplier:
         self._say = say
         self._clock = clock
         self._flood = flood
+        self.reports = reports if reports is not None else ReplyReports()
         self._active: Counter[tuple[str, str]] = Counter()
         """Replies in progress per (place, user): a user with one already is not told
         their next request's queue position again."""
@@ -201,6 +204,8 @@ class ChatReplier:
             message.text, [s.value for s in plan.refuse]
         )
         if refusal is not None:
+            self.reports.record(scope, refusal_report(plan, message.text,
+                                                      self._backend.enforces))
             await self._say(adapter, message, refusal, False)
             return None
         reply_tokens = int(plan.sampling_values().get("max_tokens", self._limits.reply_tokens))
@@ -229,6 +234,7 @@ class ChatReplier:
         limit = prepared.length_cap
         typing = asyncio.create_task(self._keep_typing(adapter, message, streamer))
         visible = ""
+        raw = ""
         failure: str | None = None
         told_position = not tell_position
         try:
@@ -240,6 +246,7 @@ class ChatReplier:
                                     f"{'s' if ahead != 1 else ''} ahead of yours.", True)
                 elif event.kind == "text":
                     stats.pieces += 1
+                    raw += event.text
                     visible += output.feed(event.text)
                     if limit is not None and len(visible) >= limit:
                         job.cancel()
@@ -256,8 +263,11 @@ class ChatReplier:
             if not job.finished:
                 job.cancel()
         visible += output.flush()
+        cut = limit is not None and len(visible) >= limit
         if limit is not None:
             visible = cut_to_length(visible, limit)
+        self.reports.record(message.scope, reply_report(
+            prepared.plan, raw, cut=cut, sampling=self._backend.enforces))
         final = visible.strip()
         if failure is not None:
             final = f"{final}\n\n⚠️ {failure}" if final else f"⚠️ {failure}"

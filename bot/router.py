@@ -18,6 +18,7 @@ from bot.reply import ChatLimits, ChatReplier, ReplyStats, user_key
 from bot.resolution import ProfileResolver
 from bot.splitting import split_message
 from bot.store import Actor, Store
+from bot.why import ReplyReports
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +43,14 @@ class Router:
     ) -> None:
         self._store = store
         self._flood = flood
-        self.commands = CommandRunner(store, resolver, enforces=backend.enforces)
+        reports = ReplyReports()
+        self.commands = CommandRunner(store, resolver, enforces=backend.enforces,
+                                      reports=reports)
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
         self._observers: list[ReplyObserver] = []
         self._replier = ChatReplier(
-            store, resolver, queue, backend, limits, self._notice, clock, flood
+            store, resolver, queue, backend, limits, self._notice, clock, flood, reports
         )
 
     def observe(self, observer: ReplyObserver) -> Callable[[], None]:

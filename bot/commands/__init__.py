@@ -9,31 +9,19 @@
 
 from bot.commands.catalog import build_registry
 from bot.commands.context import CommandContext, CommandReply
-from bot.commands.registry import (
-    SCOPE,
-    ArgKind,
-    Argument,
-    Choice,
-    CommandSpec,
-    Group,
-    Permission,
-    Registry,
-)
+from bot.commands.registry import ArgKind, Argument, CommandSpec, Permission, Registry
 from bot.commands.render import explain_plan
 from bot.commands.runner import CommandRunner
 from bot.messages import Command
 
 __all__ = [
-    "SCOPE",
     "ArgKind",
     "Argument",
-    "Choice",
     "Command",
     "CommandContext",
     "CommandReply",
     "CommandRunner",
     "CommandSpec",
-    "Group",
     "Permission",
     "Registry",
     "build_registry",

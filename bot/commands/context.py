@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.backends.base import LOCAL_SAMPLING, SamplingRule
 from bot.messages import IncomingMessage
 from bot.resolution import ProfileResolver
 from bot.store import Actor, Level, Store
+from bot.why import ReplyReports
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,8 @@ class CommandContext:
     help_text: str
     enforces: frozenset[SamplingRule] = LOCAL_SAMPLING
     """The hard rules the backend in use enforces at sampling (for /profile explain)."""
+    reports: ReplyReports = field(default_factory=ReplyReports)
+    """What the rules did to each place's latest reply (for /profile why)."""
 
     @property
     def actor(self) -> Actor:

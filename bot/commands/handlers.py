@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+import time
 
 from bot.commands.context import CommandContext, CommandReply
 from bot.commands.render import (
     describe_audit,
+    describe_report,
     describe_stack,
     explain_plan,
     list_layers,
@@ -48,6 +50,12 @@ async def profile_explain(ctx: CommandContext, command: Command) -> CommandReply
     what = f"Profile '{resolved.profile}'" if resolved.profile else "Custom layer stack"
     return CommandReply(explain_plan(resolved.plan, f"{what} — {resolved.source()}",
                                      bounds=resolved.bounds, enforces=ctx.enforces), True)
+
+
+async def profile_why(ctx: CommandContext, command: Command) -> CommandReply:
+    """``/profile why``: which rules acted on the latest reply here."""
+    report = ctx.reports.latest(ctx.message.scope)
+    return CommandReply(describe_report(report, time.time()), True)
 
 
 async def profile_list(ctx: CommandContext, command: Command) -> CommandReply:

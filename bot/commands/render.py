@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from bot.backends.base import LOCAL_SAMPLING, SAMPLING_DEFAULTS, SamplingRule
 from bot.resolution import Resolved
 from bot.store import AuditEntry
+from bot.why import ReplyReport
 from profiles import ComposedPlan, Library
 from profiles.bounds import Bound
 from profiles.models import Sampling
@@ -170,3 +171,44 @@ def describe_audit(entries: Sequence[AuditEntry]) -> str:
 
 def _origin(origin: str) -> str:
     return "" if origin == "built-in" else f" [{origin}]"
+
+
+ACTION_TEXT = {
+    "banned": "banned word {rule} ({layer}): masked {times} in the stream filter",
+    "redact": "redaction /{rule}/ ({layer}): applied {times} in the stream filter",
+    "refuse": "refusal /{rule}/ ({layer}): the message was refused on input; the model "
+              "never saw it",
+    "length": "length cap of {rule} characters ({layer}): the reply was cut in the stream",
+    "grammar": "output grammar ({layer}): the reply was generated under it, at sampling",
+}
+"""How ``/profile why`` tells each kind of rule action."""
+
+
+def describe_report(report: ReplyReport | None, now: float) -> str:
+    """The ``/profile why`` text: which rules acted on the latest reply here, and where."""
+    if report is None:
+        return ("No reply here since cabot started, so nothing to explain yet; "
+                "/profile explain shows the rules that would apply.")
+    ago = max(0, round(now - report.at))
+    lines = [f"The latest reply here ({_ago(ago)}):"]
+    for action in report.actions:
+        rule = mask(action.rule) if action.kind == "banned" else action.rule
+        times = f"{action.count} time{'s' if action.count != 1 else ''}"
+        lines.append("  " + ACTION_TEXT[action.kind].format(rule=rule, layer=action.layer,
+                                                             times=times))
+    if not report.actions:
+        lines.append("  No hard rule had to act on it.")
+    if report.banned_at_sampling:
+        layers = sorted({layer for _, layer in report.banned_at_sampling})
+        lines.append(f"  At sampling, the tokens of {len(report.banned_at_sampling)} banned "
+                     f"word{'s' if len(report.banned_at_sampling) != 1 else ''} "
+                     f"({', '.join(layers)}) were forbidden throughout (logit bias).")
+    return "\n".join(lines)
+
+
+def _ago(seconds: int) -> str:
+    if seconds < 60:
+        return f"{seconds} s ago"
+    if seconds < 3600:
+        return f"{seconds // 60} min ago"
+    return f"{seconds // 3600} h ago"

@@ -12,6 +12,7 @@ from bot.errors import CabotError
 from bot.messages import Command, IncomingMessage
 from bot.resolution import ProfileResolver
 from bot.store import Store
+from bot.why import ReplyReports
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +26,10 @@ class CommandRunner:
         resolver: ProfileResolver,
         registry: Registry | None = None,
         enforces: frozenset[SamplingRule] = LOCAL_SAMPLING,
+        reports: ReplyReports | None = None,
     ) -> None:
         self._store = store
+        self._reports = reports if reports is not None else ReplyReports()
         self._resolver = resolver
         self._enforces = enforces
         self.registry = registry if registry is not None else build_registry()
@@ -51,7 +54,8 @@ class CommandRunner:
             command = validate(spec, command)
             level = check_permission(spec, command, message)
             context = CommandContext(
-                message, self._store, self._resolver, level, self._help, self._enforces
+                message, self._store, self._resolver, level, self._help, self._enforces,
+                self._reports,
             )
             return await spec.handler(context, command)
         except CabotError as error:
