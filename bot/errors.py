@@ -13,7 +13,8 @@ them apart with ``isinstance``, never by their text.
     │   └── UnknownNameError        unknown profile or layer, with suggestions
     ├── ConfigError                 settings that cannot work (e.g. no model file)
     ├── StoreError                  the SQLite store cannot be opened or written
-    │   └── SchemaTooNewError       the database was written by a newer cabot
+    │   ├── SchemaTooNewError       the database was written by a newer cabot
+    │   └── StoreBusyError          another program holds the database's write lock
     ├── PermissionDeniedError       a non-moderator tried a moderator command
     │   └── BoundLayerError         a change the operator's floor or a community lock forbids
     ├── CommandError                a command with bad arguments
@@ -61,6 +62,7 @@ __all__ = [
     "QueueFullError",
     "RateLimitedError",
     "SchemaTooNewError",
+    "StoreBusyError",
     "StoreError",
     "UnknownNameError",
 ]
@@ -76,6 +78,10 @@ class StoreError(CabotError):
 
 class SchemaTooNewError(StoreError):
     """The database was written by a newer version of cabot."""
+
+
+class StoreBusyError(StoreError):
+    """Another program held the database's write lock for longer than cabot waits."""
 
 
 class PermissionDeniedError(CabotError):

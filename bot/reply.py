@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from bot.adapter import Adapter
 from bot.backends.base import SAMPLING_DEFAULTS, Backend, ChatMessage, GenerationRequest
-from bot.errors import CabotError, InferenceError
+from bot.errors import CabotError, InferenceError, StoreError
 from bot.filters import OutputFilter, refusal_for
 from bot.flood import FloodGuard
 from bot.messages import IncomingMessage
@@ -281,11 +281,15 @@ class ChatReplier:
         """Store the exchange in the channel's memory (nothing when no text was shown)."""
         if not text:
             return
-        await self._store.conversations.append_exchange(
-            message.scope,
-            [("user", prepared.fitted.user_text), ("assistant", text)],
-            self._limits.history_messages,
-        )
+        try:
+            await self._store.conversations.append_exchange(
+                message.scope,
+                [("user", prepared.fitted.user_text), ("assistant", text)],
+                self._limits.history_messages,
+            )
+        except StoreError as error:  # the reply is shown; only its memory is missing
+            log.warning("could not remember an exchange in %s: %s",
+                        message.scope.describe(), error)
 
     async def _keep_typing(
         self, adapter: Adapter, message: IncomingMessage, streamer: ReplyStreamer

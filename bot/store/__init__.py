@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bot.store.alignment import AlignmentStore
-from bot.store.connection import Database
+from bot.store.connection import BUSY_TIMEOUT, Database
 from bot.store.conversation import ConversationStore
 from bot.store.models import Actor, AuditEntry, Binding, Level, Lock, Place
 from bot.store.moves import move_community
@@ -42,9 +42,12 @@ class Store:
         conversations: conversation memory and reply modes.
     """
 
-    def __init__(self, path: Path | str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, path: Path | str, clock: Callable[[], float] = time.time,
+        busy_timeout: float = BUSY_TIMEOUT,
+    ) -> None:
         self._clock = clock
-        self.database = Database(path)
+        self.database = Database(path, busy_timeout)
         self.alignment = AlignmentStore(self.database, clock)
         self.conversations = ConversationStore(self.database, clock)
 

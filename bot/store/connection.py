@@ -19,7 +19,7 @@ from pathlib import Path
 
 import aiosqlite
 
-from bot.errors import SchemaTooNewError, StoreError
+from bot.errors import SchemaTooNewError, StoreBusyError, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -70,13 +70,16 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+BUSY_TIMEOUT = 5.0
+"""Seconds a write waits for another program's lock on the file before giving up."""
 
 
 class Database:
     """cabot's SQLite file: one aiosqlite connection and the lock of its only writer."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, busy_timeout: float = BUSY_TIMEOUT) -> None:
         self._path = str(path)
+        self._busy_timeout = busy_timeout
         self._db: aiosqlite.Connection | None = None
         self._write_lock: asyncio.Lock | None = None
         self._durable: bool | None = None
@@ -95,7 +98,7 @@ class Database:
             await self._db.execute("PRAGMA journal_mode=WAL")
             await self._db.execute("PRAGMA synchronous=FULL")
             self._durable = True
-            await self._db.execute("PRAGMA busy_timeout=5000")
+            await self._db.execute(f"PRAGMA busy_timeout={round(self._busy_timeout * 1000)}")
             await self._migrate()
         except sqlite3.DatabaseError as error:
             await self.close()
@@ -165,7 +168,21 @@ class Database:
                 self._durable = None
                 await db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
                 self._durable = durable
-            yield db
+            try:
+                yield db
+            except sqlite3.OperationalError as error:
+                raise self._refused(error) from None
+
+    def _refused(self, error: sqlite3.OperationalError) -> StoreError:
+        """A write SQLite refused, as a sentence (what happened, that nothing changed)."""
+        if getattr(error, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY,
+                                                        sqlite3.SQLITE_LOCKED):
+            return StoreBusyError(
+                f"The database {self._path} is busy (another program is writing to it), so "
+                "nothing was changed; try again in a moment."
+            )
+        return StoreError(f"The database {self._path} refused a write ({error}); nothing "
+                          "was changed.")
 
     @asynccontextmanager
     async def transaction(self, *, durable: bool = True) -> AsyncIterator[aiosqlite.Connection]:

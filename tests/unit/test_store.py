@@ -13,11 +13,15 @@ from pathlib import Path
 
 import pytest
 
+from bot.app import App
 from bot.errors import SchemaTooNewError, StoreError
 from bot.messages import Scope
 from bot.store import Actor, Store
 from bot.store.connection import SCHEMA_VERSION
 from bot.store.conversation import HISTORY_TRIM_SLACK
+from tests.helpers.apps import make_settings
+from tests.helpers.fake_backend import FakeBackend
+from tests.helpers.recording import RecordingAdapter, message
 
 MOD = Actor(id="42", name="mod")
 GENERAL = Scope(platform="discord", community="g1", channel="c1")
@@ -276,3 +280,29 @@ async def test_a_bind_cancelled_mid_transaction_changes_nothing_half_way(store: 
     assert not store.database.db.in_transaction
     await store.conversations.append_history(GENERAL, "user", "hi", keep=5)
     assert await store.conversations.history(GENERAL, 5) == [("user", "hi")]
+
+
+async def test_a_database_locked_by_another_program_is_a_clear_answer_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "cabot.db"
+    app = App(make_settings(tmp_path), backend=FakeBackend("An answer."),
+              store=Store(path, busy_timeout=0.05))
+    chat = RecordingAdapter()
+    await app.start([chat])
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another program holds the write lock
+        await app.router.handle(chat, message("/profile use kids", moderator=True))
+        await app.router.handle(chat, message("hello"))
+        other.execute("ROLLBACK")
+        assert "is busy (another program is writing to it), so nothing was changed" in \
+            chat.texts()[0]
+        assert chat.texts()[1] == "An answer.", "the reply is still shown"
+        scope = Scope(platform="test", community="guild", channel="general")
+        assert await app.store.alignment.bindings_for(scope) == {}
+        await app.router.handle(chat, message("/profile use kids", moderator=True))
+        assert "now uses profile 'kids'" in chat.texts()[-1]
+    finally:
+        other.close()
+        await app.stop()
