@@ -112,6 +112,7 @@ def bench_settings(config: BenchConfig, name: str, **overrides: Any) -> Settings
         "db": config.workdir / f"{name}.db",
         "default_profile": "bench",
         "user_rate": 1_000_000,
+        "flood_messages": 1_000_000,
         "queue_max": 4096,
         "queue_per_channel": 256,
         "n_threads": config.n_threads,
