@@ -76,8 +76,8 @@ def test_the_readme_command_table_is_the_registry() -> None:
     found = re.search(r"<!-- commands:.*?-->\n(.*?)\n<!-- /commands -->", text, re.S)
     assert found is not None, "README.md lost its generated command table markers"
     assert found.group(1) == REGISTRY.markdown_table(), (
-        "README.md's command table differs from the registry; replace it with:\n"
-        + REGISTRY.markdown_table()
+        "README.md's command table differs from the registry; run "
+        "`python -m tools.readme_commands` to write it"
     )
 
 
