@@ -3,6 +3,7 @@
 - ``adapter``: ``DiscordAdapter``, the lifecycle and the Adapter protocol.
 - ``client``: the discord.py client (intents, events, where it connects).
 - ``commands``: the slash commands, delivered to the core as command text.
+- ``connection``: gateway outages, logged once each (discord.py reconnects by itself).
 - ``convert``: Discord messages and interactions as neutral messages; safe outgoing text.
 - ``requests``: answering interactions, and Discord's errors as cabot's.
 - ``settings``: ``DiscordSettings`` (``CABOT_DISCORD_*``).

@@ -25,6 +25,7 @@ from discord import app_commands
 
 from adapters.discord.client import Endpoints, make_client, no_pings
 from adapters.discord.commands import Interaction, build_commands, command_text
+from adapters.discord.connection import GatewayWatch, ended_message
 from adapters.discord.convert import (
     INTERACTION_KEY,
     MESSAGE_KEY,
@@ -53,6 +54,8 @@ MIN_RATELIMIT_TIMEOUT = 30.0  # discord.py raises anything lower to 30 s
 TYPING_INTERVAL = 8.0  # one indication lasts 10 s on Discord
 LOOKUP_CACHE = 256  # uncached threads looked up
 REPLIED_MEMORY = 1024  # messages already answered with a Discord reply
+SEEN_MESSAGES = 4096
+"""Incoming message ids remembered: a resumed session may deliver one again."""
 
 LibraryLookup = Callable[[str, str], Awaitable[Library]]
 """``(platform, community) -> Library``: the names autocomplete offers."""
@@ -69,6 +72,10 @@ class DiscordAdapter:
         layers_dir: extra layer files for the default ``library`` (``CABOT_LAYERS_DIR``).
         edit_interval: minimum seconds between two edits of a streamed reply.
         guild_ready_timeout: how long discord.py waits for guilds before "ready".
+        heartbeat_timeout: seconds without a frame from the gateway (heartbeat ACKs
+            included) before the connection is given up and resumed.
+        identify_delay: seconds before identifying a new session when the old one could
+            not be resumed (Discord allows one IDENTIFY per 5 s).
         start_timeout: how long ``start`` waits for the gateway to be ready.
         sync_commands: register the slash commands with Discord at start-up.
         max_ratelimit_timeout: the longest 429 wait accepted; a longer one fails the
@@ -85,6 +92,8 @@ class DiscordAdapter:
         layers_dir: Path | None = None,
         edit_interval: float = 1.0,
         guild_ready_timeout: float = 2.0,
+        heartbeat_timeout: float = 60.0,
+        identify_delay: float = 5.0,
         start_timeout: float = 60.0,
         sync_commands: bool = True,
         max_ratelimit_timeout: float = MIN_RATELIMIT_TIMEOUT,
@@ -112,6 +121,10 @@ class DiscordAdapter:
         self._budget = ChannelBudget(CHANNEL_LIMIT, channel_window)
         self._builtin: Library | None = None
         self._guild_ready_timeout = guild_ready_timeout
+        self._heartbeat_timeout = heartbeat_timeout
+        self._identify_delay = identify_delay
+        self._watch = GatewayWatch()
+        self._seen: LRUCache[int, None] = LRUCache(maxsize=SEEN_MESSAGES)
         self._start_timeout = start_timeout
         self._sync_commands = sync_commands
         self._max_ratelimit_timeout = max(MIN_RATELIMIT_TIMEOUT, max_ratelimit_timeout)
@@ -140,6 +153,7 @@ class DiscordAdapter:
         self._stopping = False
         self._ready = asyncio.Event()
         self._endpoints.apply()
+        self._watch.start()
         client = self._make_client()
         self._client = client
         self._runner = asyncio.create_task(
@@ -157,6 +171,7 @@ class DiscordAdapter:
             log.info("connected to Discord as %s (%d guilds)", user, len(client.guilds))
             return
         failure = self._runner.exception() if self._runner.done() else None
+        last_failure = self._watch.last_failure
         await self.stop()
         if isinstance(failure, discord.LoginFailure):
             raise ConfigError(
@@ -173,14 +188,16 @@ class DiscordAdapter:
                 f"Could not connect to Discord ({type(failure).__name__}: {failure}); check "
                 "the network, CABOT_DISCORD_API_URL and CABOT_DISCORD_GATEWAY_URL."
             )
+        tried = f" (last attempt: {last_failure})" if last_failure else ""
         raise AdapterError(
-            f"Discord was not ready after {self._start_timeout:.0f} s; check the network "
-            "and CABOT_DISCORD_GATEWAY_URL."
+            f"Discord was not ready after {self._start_timeout:.0f} s{tried}; check the "
+            "network and CABOT_DISCORD_GATEWAY_URL."
         )
 
     async def stop(self) -> None:
         """Disconnect and wait for the client to finish."""
         self._stopping = True
+        self._watch.stop()
         self._sink = None
         client, self._client = self._client, None
         runner, self._runner = self._runner, None
@@ -193,6 +210,13 @@ class DiscordAdapter:
             self._tree = None
             self._endpoints.restore()
 
+    async def wait_closed(self) -> None:
+        """Until the client has ended by itself: Discord closed the gateway with a code
+        that allows no reconnecting (the error is logged once)."""
+        runner = self._runner
+        if runner is not None:
+            await asyncio.wait({runner})
+
     def _make_client(self) -> discord.Client:
         client = make_client(
             self,
@@ -200,6 +224,8 @@ class DiscordAdapter:
             gateway_url=self._endpoints.gateway_url,
             max_ratelimit_timeout=self._max_ratelimit_timeout,
             guild_ready_timeout=self._guild_ready_timeout,
+            heartbeat_timeout=self._heartbeat_timeout,
+            identify_delay=self._identify_delay,
         )
         self._tree = app_commands.CommandTree(client)
         self._tree.error(self._on_tree_error)
@@ -212,7 +238,7 @@ class DiscordAdapter:
             return
         error = task.exception()
         if error is not None and self._ready.is_set():
-            log.error("the Discord connection ended: %s: %s", type(error).__name__, error)
+            log.error("%s", ended_message(error))
 
     # -- client events (called by the discord.py client) -----------------------------
 
@@ -233,6 +259,14 @@ class DiscordAdapter:
         """The gateway is connected and the guilds are known."""
         self._ready.set()
 
+    def on_connected(self, how: str) -> None:
+        """A session started ("new session") or was resumed ("resumed")."""
+        self._watch.connected(how)
+
+    def on_disconnect(self) -> None:
+        """The gateway connection closed; discord.py reconnects unless it cannot."""
+        self._watch.disconnected(self._client.ws if self._client is not None else None)
+
     async def on_message(self, message: discord.Message) -> None:
         """Every message the bot can see; the core decides which to answer."""
         client, sink = self._client, self._sink
@@ -240,6 +274,11 @@ class DiscordAdapter:
             return
         if message.author.id == client.user.id or not is_chat(message):
             return
+        if message.id in self._seen:
+            # A resumed session replays events; Discord delivers at least once.
+            log.debug("message %s delivered again; already handled", message.id)
+            return
+        self._seen[message.id] = None
         channel = await self._channel_of(message)
         await sink(incoming_from_message(message, client.user.id, channel))
 

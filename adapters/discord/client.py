@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Protocol
 
 import discord
@@ -18,6 +19,10 @@ class ClientEvents(Protocol):
     def on_ready(self) -> None: ...
 
     async def on_message(self, message: discord.Message) -> None: ...
+
+    def on_connected(self, how: str) -> None: ...
+
+    def on_disconnect(self) -> None: ...
 
 
 def no_pings() -> discord.AllowedMentions:
@@ -40,23 +45,45 @@ def intents() -> discord.Intents:
 
 class _Events:
     events: ClientEvents
+    identify_delay: float
 
     async def setup_hook(self) -> None:
         await self.events.on_setup()
 
-    async def on_ready(self) -> None:
-        self.events.on_ready()
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False
+                                   ) -> None:
+        # discord.py waits 5 s before identifying again (Discord allows one IDENTIFY per
+        # 5 s); the wait is a setting so tests of new sessions need not sit it out.
+        if not initial:
+            await asyncio.sleep(self.identify_delay)
 
     async def on_message(self, message: discord.Message) -> None:
         await self.events.on_message(message)
 
+    def connection_event(self, event: str) -> None:
+        # Handed over at once, in order, rather than as event tasks: discord.py may dispatch
+        # them while it closes ("disconnect", or "ready" when guilds were still loading),
+        # when a task can no longer be scheduled and its coroutine is never awaited.
+        if event == "ready":
+            self.events.on_ready()
+        elif event == "connect":
+            self.events.on_connected("new session")
+        elif event == "resumed":
+            self.events.on_connected("resumed")
+        elif event == "disconnect":
+            self.events.on_disconnect()
+
 
 class _Client(_Events, discord.Client):
-    pass
+    def dispatch(self, event: str, /, *args: Any, **kwargs: Any) -> None:
+        self.connection_event(event)
+        super().dispatch(event, *args, **kwargs)
 
 
 class _ShardedClient(_Events, discord.AutoShardedClient):
-    pass
+    def dispatch(self, event: str, /, *args: Any, **kwargs: Any) -> None:
+        self.connection_event(event)
+        super().dispatch(event, *args, **kwargs)
 
 
 class Endpoints:
@@ -96,17 +123,22 @@ def make_client(
     gateway_url: yarl.URL | None,
     max_ratelimit_timeout: float,
     guild_ready_timeout: float,
+    heartbeat_timeout: float = 60.0,
+    identify_delay: float = 5.0,
 ) -> discord.Client:
     """A client (``AutoShardedClient`` if ``sharded``) that hands its events to ``events``.
 
     Every request it makes carries ``AllowedMentions.none()``; a 429 asking to wait longer
-    than ``max_ratelimit_timeout`` raises ``discord.RateLimited`` instead of waiting.
+    than ``max_ratelimit_timeout`` raises ``discord.RateLimited`` instead of waiting. A
+    connection that receives nothing for ``heartbeat_timeout`` seconds is resumed; a new
+    session is identified ``identify_delay`` seconds after the old one was refused.
     """
     options: dict[str, Any] = {
         "intents": intents(),
         "allowed_mentions": no_pings(),
         "max_ratelimit_timeout": max_ratelimit_timeout,
         "guild_ready_timeout": guild_ready_timeout,
+        "heartbeat_timeout": heartbeat_timeout,
         "chunk_guilds_at_startup": False,
     }
     client: _Client | _ShardedClient
@@ -117,6 +149,7 @@ def make_client(
     else:
         client = _Client(**options)
     client.events = events
+    client.identify_delay = identify_delay
     return client
 
 

@@ -8,6 +8,8 @@ with a ``Via`` header and a JSON ``retry_after``. The budget and the clock are i
 
 Every request is recorded, and the messages are kept as users would see them: content,
 who was actually pinged (from the content and ``allowed_mentions``), ephemeral or not.
+The gateway (sessions, RESUME, and connections failing) is ``FakeDiscord.gateway``, in
+``tests.helpers.fake_discord_gateway``.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
+from tests.helpers.fake_discord_gateway import FakeGateway
 from tests.helpers.fake_discord_wire import (
     ADMINISTRATOR,
     ALL_PERMISSIONS,
@@ -33,7 +36,6 @@ from tests.helpers.fake_discord_wire import (
     LOADING,
     MANAGE_CHANNELS,
     MANAGE_GUILD,
-    MESSAGE_CONTENT_INTENT,
     ROLE_MENTION,
     USER_MENTION,
     FakeGuild,
@@ -98,15 +100,14 @@ class FakeDiscord:
         self.commands: dict[str, JSON] = {}
         self.requests: list[Recorded] = []
         self.errors: list[str] = []
-        self.identified = asyncio.Event()
         self._buckets: dict[str, RateBucket] = {}
         self._injected: dict[str, list[tuple[int, float]]] = {}
         self.forbidden: set[str] = set()
         self.message_content = True
         """Whether the Message Content intent is switched on in the developer portal."""
-        self._sockets: list[web.WebSocketResponse] = []
-        self._seq = 0
         self._changed = asyncio.Condition()
+        self.gateway = FakeGateway(self, self._notify)
+        """The gateway websocket: sessions, RESUME, and ways to make connections fail."""
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -114,7 +115,7 @@ class FakeDiscord:
 
     async def start(self) -> None:
         app = web.Application(middlewares=[self._record])
-        app.router.add_get("/gateway", self._gateway)
+        app.add_routes(self.gateway.routes())
         api = "/api/v10"
         routes: list[tuple[str, str, Handler]] = [
             ("GET", "/users/@me", self._get_me),
@@ -146,8 +147,7 @@ class FakeDiscord:
         self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
 
     async def stop(self) -> None:
-        for ws in list(self._sockets):
-            await ws.close()
+        await self.gateway.stop()
         if self._runner is not None:
             runner, self._runner = self._runner, None
             await runner.cleanup()
@@ -165,7 +165,7 @@ class FakeDiscord:
 
     @property
     def gateway_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/gateway"
+        return self.gateway.url
 
     def now(self) -> float:
         if self._clock is not None:
@@ -426,62 +426,13 @@ class FakeDiscord:
     # -- gateway --------------------------------------------------------------------
 
     async def dispatch(self, event: str, data: JSON) -> None:
-        """Send a DISPATCH event to every identified gateway connection."""
-        for ws in list(self._sockets):
-            if ws.closed:
-                continue
-            self._seq += 1
-            await ws.send_str(json.dumps({"op": 0, "t": event, "s": self._seq, "d": data}))
+        """Send a DISPATCH event to every gateway session."""
+        await self.gateway.dispatch(event, data)
 
-    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse()
-        await ws.prepare(request)
-        await ws.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": 41250}}))
-        try:
-            async for frame in ws:
-                if frame.type != WSMsgType.TEXT:
-                    continue
-                payload = json.loads(frame.data)
-                op = payload.get("op")
-                if op == 1:
-                    await ws.send_str(json.dumps({"op": 11}))
-                elif op == 2:
-                    await self._identify(ws, payload["d"])
-                elif op == 6:
-                    self._sockets.append(ws)
-                    self._seq += 1
-                    await ws.send_str(json.dumps(
-                        {"op": 0, "t": "RESUMED", "s": self._seq, "d": {}}
-                    ))
-        finally:
-            if ws in self._sockets:
-                self._sockets.remove(ws)
-        return ws
-
-    async def _identify(self, ws: web.WebSocketResponse, data: JSON) -> None:
-        if data.get("token") != self.token:
-            await ws.close(code=4004, message=b"Authentication failed.")
-            return
-        if int(data.get("intents", 0)) & MESSAGE_CONTENT_INTENT and not self.message_content:
-            await ws.close(code=4014, message=b"Disallowed intent(s).")
-            return
-        shard = data.get("shard") or [0, 1]
-        self._sockets.append(ws)
-        self._seq += 1
-        ready: JSON = {
-            "v": 10, "user": self.bot, "session_id": f"session-{self._seq}",
-            "resume_gateway_url": self.gateway_url, "shard": shard,
-            "guilds": [{"id": g, "unavailable": True} for g in self.guilds],
-            "application": {"id": self.application_id, "flags": 0},
-            "private_channels": [], "relationships": [],
-        }
-        await ws.send_str(json.dumps({"op": 0, "t": "READY", "s": self._seq, "d": ready}))
-        for guild in self.guilds.values():
-            self._seq += 1
-            await ws.send_str(json.dumps(
-                {"op": 0, "t": "GUILD_CREATE", "s": self._seq, "d": self.guild_payload(guild)}
-            ))
-        self.identified.set()
+    async def revoke_token(self) -> None:
+        """The token is reset in the developer portal: sessions end with 4004."""
+        self.token = f"{self.token}-revoked"
+        await self.gateway.close(4004)
 
     # -- REST -----------------------------------------------------------------------
 
@@ -495,7 +446,7 @@ class FakeDiscord:
             except ValueError:
                 body = raw.decode(errors="replace")
         entry = Recorded(request.method, request.path, dict(request.query), body, self.now())
-        if request.path != "/gateway":
+        if request.path.startswith("/api/"):
             self.requests.append(entry)
         needs_token = request.path.startswith("/api/") and not request.path.startswith(
             ("/api/v10/webhooks/", "/api/v10/interactions/")
