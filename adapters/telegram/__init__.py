@@ -5,6 +5,7 @@
 - ``convert``: Telegram messages as neutral messages.
 - ``limits``: Telegram's flood limits and its way of counting length (UTF-16).
 - ``outbox``: sends and edits, paced per chat.
+- ``polling``: long-poll outages, logged once each (python-telegram-bot retries by itself).
 - ``redaction``: the token kept out of every log line.
 - ``render``: model output as Telegram HTML.
 - ``webhook``: receiving updates by webhook.

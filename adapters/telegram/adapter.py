@@ -45,6 +45,7 @@ from adapters.telegram.convert import (
 from adapters.telegram.limits import FloodLimits, utf16_length
 from adapters.telegram.menu import bot_commands
 from adapters.telegram.outbox import Outbox, Sleep
+from adapters.telegram.polling import PollWatch, WatchedPollRequest
 from adapters.telegram.redaction import guard_token
 from adapters.telegram.settings import TelegramSettings
 from adapters.telegram.webhook import WebhookServer, derived_secret
@@ -129,6 +130,7 @@ class TelegramAdapter:
         self._sink: MessageSink | None = None
         self._me: User | None = None
         self._unguard: Callable[[], None] | None = None
+        self._polls = PollWatch(clock)
         self.last_update_id = 0
         """The latest update handed to the core (tests wait on it)."""
 
@@ -144,6 +146,8 @@ class TelegramAdapter:
             builder = builder.base_url(self._settings.base_url)
         if webhook_url:
             builder = builder.updater(None)
+        else:
+            builder = builder.get_updates_request(WatchedPollRequest(self._polls))
         application = builder.build()
         application.add_handler(
             MessageHandler(filters.UpdateType.MESSAGE & filters.TEXT, self._on_message)
@@ -175,7 +179,10 @@ class TelegramAdapter:
             else:
                 assert application.updater is not None
                 await application.updater.start_polling(
-                    timeout=POLL_TIMEOUT, allowed_updates=list(ALLOWED_UPDATES)
+                    timeout=POLL_TIMEOUT, allowed_updates=list(ALLOWED_UPDATES),
+                    poll_interval=self._settings.poll_interval,
+                    # Instead of a traceback per failed poll: one line per outage.
+                    error_callback=self._polls.failed,
                 )
         except InvalidToken:
             await self._teardown()

@@ -37,3 +37,9 @@ class TelegramSettings(BaseSettings):
     admin_cache: float = Field(
         default=60.0, ge=0, description="Seconds a group's administrator list is reused."
     )
+    poll_interval: float = Field(
+        default=0.0, ge=0,
+        description="Seconds between two long polls. After a failed poll the next waits "
+        "1 s (or 1.5 times this interval, if set), each further one 1.5 times longer, up "
+        "to 30 s.",
+    )

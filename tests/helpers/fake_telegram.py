@@ -10,6 +10,11 @@ Everything the bot does is recorded, so tests can assert what users see.
 
 Time comes from ``clock``; pass a ``tests.helpers.clock.SkippingClock`` (and its ``sleep``
 to the adapter) so flood waits take no wall time.
+
+``break_polling`` makes the next getUpdates calls fail as an outage in front of the Bot API
+does — 502 Bad Gateway from its proxy, or the connection closed with no answer — the long
+poll waiting at that moment included; updates posted meanwhile wait for the bot, as
+Telegram keeps them until they are fetched.
 """
 
 from __future__ import annotations
@@ -52,10 +57,25 @@ CHANNEL_BOT = {"id": 136817688, "is_bot": True, "first_name": "Channel",
 
 TOKEN = "5550001234:AAH-fake-telegram-token_for-tests-only0"
 """A bot token in Telegram's format, for tests (the bot's id is the part before the colon)."""
+BAD_GATEWAY_PAGE = (
+    "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    "</body>\r\n</html>\r\n"
+)
+"""What the proxy in front of the Bot API answers while the API behind it is down."""
+POLL_FAULTS = ("502", "drop")
 GROUP = -1001234567890
 """A supergroup's chat id, as tests add it."""
 FORUM = -1009876543210
 """A forum supergroup's chat id, as tests add it."""
+
+
+class PollFault(Exception):
+    """A getUpdates call that fails the way ``FakeTelegram.break_polling`` asked."""
+
+    def __init__(self, how: str) -> None:
+        super().__init__(how)
+        self.how = how
 
 
 class ApiError(Exception):
@@ -286,6 +306,9 @@ class FakeTelegram:
         """The id of the latest update users produced."""
         self._allowed: list[str] = []
         self._injected: list[tuple[str, ApiError, int | None]] = []
+        self._poll_faults: deque[str] = deque()
+        self.failed_polls = 0
+        """getUpdates calls failed on purpose (``break_polling``)."""
         self._posts: dict[int, deque[float]] = {}
         self._recent: deque[float] = deque()
         self._changed = asyncio.Event()
@@ -357,6 +380,8 @@ class FakeTelegram:
             result = await handler(params)
         except ApiError as error:
             return self._answer(call, error)
+        except PollFault as fault:
+            return await self._fail_poll(request, fault.how)
         finally:
             if method != "getUpdates":
                 self._bump()
@@ -365,6 +390,16 @@ class FakeTelegram:
     def _answer(self, call: ApiCall, error: ApiError) -> web.Response:
         call.ok, call.error_code, call.description = False, error.code, error.description
         return web.json_response(error.body(), status=error.code)
+
+    async def _fail_poll(self, request: web.Request, how: str) -> web.Response:
+        self.failed_polls += 1
+        self._bump()
+        if how == "502":
+            return web.Response(status=502, text=BAD_GATEWAY_PAGE, content_type="text/html")
+        transport = request.transport
+        if transport is not None:
+            transport.abort()  # no answer at all: the client sees the connection end
+        raise web.HTTPInternalServerError  # never sent: the connection is gone
 
     def _inject(self, method: str, params: JSON) -> None:
         for index, (wanted, error, chat_id) in enumerate(self._injected):
@@ -436,6 +471,18 @@ class FakeTelegram:
              chat_id: int | None = None) -> None:
         """Answer the next ``method`` call (in ``chat_id``) with this error."""
         self._injected.append((method, ApiError(code, description, retry_after), chat_id))
+
+    def break_polling(self, times: int, how: str = "502") -> None:
+        """Fail the next ``times`` getUpdates calls (the one waiting now first): ``"502"``
+        answers Bad Gateway, ``"drop"`` closes the connection with no answer."""
+        if how not in POLL_FAULTS:
+            raise ValueError(f"how must be one of {POLL_FAULTS}")
+        self._poll_faults.extend([how] * times)
+        self._bump()
+
+    def _take_poll_fault(self) -> None:
+        if self._poll_faults:
+            raise PollFault(self._poll_faults.popleft())
 
     def flood_next(self, method: str, retry_after: int, chat_id: int | None = None) -> None:
         """Answer the next ``method`` call with a 429 flood wait."""
@@ -633,14 +680,17 @@ class FakeTelegram:
         if self.webhook is not None:
             raise ApiError(409, "Conflict: can't use getUpdates method while webhook is active; "
                                 "use deleteWebhook to delete the webhook first")
+        self._take_poll_fault()
         found = ready()
         if found or timeout <= 0 or self._closing:
             return found[:100]
         try:
             async with asyncio.timeout(timeout):
-                await self._wait_change(lambda: bool(ready()) or self._closing)
+                await self._wait_change(
+                    lambda: bool(ready()) or self._closing or bool(self._poll_faults))
         except TimeoutError:
             pass
+        self._take_poll_fault()
         return ready()[:100]
 
     async def _api_sendChatAction(self, params: JSON) -> bool:
