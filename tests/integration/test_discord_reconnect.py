@@ -28,10 +28,10 @@ from tests.helpers.fake_backend import FakeBackend, last_user_text
 from tests.helpers.fake_discord import FakeDiscord, FakeMessage
 
 JSON = dict[str, Any]
-HEARTBEAT_INTERVAL = 0.05
-"""Seconds between heartbeats the fake asks for, so a quiet connection shows quickly."""
-HEARTBEAT_TIMEOUT = 0.5
-"""Seconds without a frame after which the client gives its connection up."""
+QUICK_HEARTBEAT = 0.05
+"""Seconds between heartbeats the fake asks for when a test stops acknowledging them."""
+QUICK_TIMEOUT = 0.5
+"""Seconds without a frame after which the client then gives its connection up."""
 LOST = re.compile(r"Discord gateway connection lost \((.+)\); reconnecting")
 BACK = re.compile(r"Discord gateway back after [\d.]+ s \((resumed|new session)\)")
 
@@ -106,13 +106,16 @@ class Server:
 
 
 @asynccontextmanager
-async def running(tmp_path: Path, caplog: pytest.LogCaptureFixture, **options: Any
-                  ) -> AsyncIterator[Server]:
-    """cabot on a fresh fake Discord, with one message already answered and the log
-    cleared of what starting up wrote."""
+async def running(tmp_path: Path, caplog: pytest.LogCaptureFixture, *,
+                  quick_heartbeats: bool = False) -> AsyncIterator[Server]:
+    """cabot on a fresh fake Discord (heartbeats at Discord's pace unless
+    ``quick_heartbeats``: every 0.05 s, a connection given up after 0.5 s of silence)."""
     caplog.set_level(logging.INFO)
     async with FakeDiscord() as fake:
-        fake.gateway.heartbeat_interval = HEARTBEAT_INTERVAL
+        options: dict[str, Any] = {"guild_ready_timeout": 0.01, "identify_delay": 0.01}
+        if quick_heartbeats:
+            fake.gateway.heartbeat_interval = QUICK_HEARTBEAT
+            options["heartbeat_timeout"] = QUICK_TIMEOUT
         owner, member = fake.make_user("olive"), fake.make_user("max")
         guild = fake.add_guild("book club", owner)
         fake.add_member(guild, member)
@@ -123,8 +126,6 @@ async def running(tmp_path: Path, caplog: pytest.LogCaptureFixture, **options: A
         app = make_app(tmp_path, backend)
         settings = discord_settings(token=fake.token, api_url=fake.api_url,
                                     gateway_url=fake.gateway_url)
-        options = {"guild_ready_timeout": 0.01, "heartbeat_timeout": HEARTBEAT_TIMEOUT,
-                   "identify_delay": 0.01, **options}
         adapter = DiscordAdapter(settings, library=app.resolver.library_for, **options)
         await app.start([adapter])
         try:
@@ -180,7 +181,7 @@ async def test_a_connection_closed_so_it_may_resume_is_resumed(
 async def test_a_connection_gone_quiet_is_given_up_and_resumed_with_what_it_missed(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async with running(tmp_path, caplog) as server:
+    async with running(tmp_path, caplog, quick_heartbeats=True) as server:
         gateway = server.fake.gateway
         before = await server.ask("the first chapter")
         caplog.clear()
