@@ -24,7 +24,20 @@ FINAL_DELIVERY = 1.5
 
 
 def create_backend(settings: Settings) -> Backend:
-    """The inference backend the settings ask for (``CABOT_ENGINE``)."""
+    """The inference backend the settings ask for (``CABOT_BACKEND``, ``CABOT_ENGINE``)."""
+    if settings.backend == "remote":
+        from bot.backends.remote import RemoteBackend
+
+        return RemoteBackend(
+            settings.remote_urls,
+            kind=settings.remote_kind,
+            model=settings.remote_model,
+            api_key=settings.remote_api_key,
+            parallel=settings.remote_parallel,
+            n_ctx=settings.n_ctx,
+            read_timeout=settings.remote_read_timeout,
+            health_interval=settings.remote_health_interval,
+        )
     if settings.engine == "batched":
         from bot.backends.batched import BatchedBackend
 

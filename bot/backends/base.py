@@ -59,13 +59,17 @@ class Backend(Protocol):
     """Generates streamed text for requests.
 
     ``max_parallel`` is how many requests it can run at once (a batching engine
-    runs several); the queue never gives it more. ``enforces`` names the hard rules it
+    runs several); the queue never gives it more, and reads it anew each time (a pool of
+    servers has fewer slots while one is down). ``enforces`` names the hard rules it
     applies at sampling; cabot's stream and input filters hold every rule regardless.
     """
 
     name: str
-    max_parallel: int
     enforces: frozenset[SamplingRule]
+
+    @property
+    def max_parallel(self) -> int:
+        """Requests it can run at once now."""
 
     async def start(self) -> None:
         """Load the model; returns when ready."""
