@@ -15,13 +15,14 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot.adapter import Adapter
 from bot.backends.base import SAMPLING_DEFAULTS, Backend, ChatMessage, GenerationRequest
 from bot.errors import CabotError, InferenceError, StoreError
 from bot.filters import OutputFilter, refusal_for
 from bot.flood import FloodGuard
+from bot.lore import post_history_cost, system_prompt_for, with_post_history
 from bot.messages import IncomingMessage
 from bot.prompt_fit import FittedPrompt, PromptBudget, fit_prompt
 from bot.queue import InferenceQueue, Job
@@ -211,12 +212,16 @@ class ChatReplier:
         reply_tokens = int(plan.sampling_values().get("max_tokens", self._limits.reply_tokens))
         budget = PromptBudget(self._limits.n_ctx, min(reply_tokens, self._limits.n_ctx // 2))
         history = await self._store.conversations.history(scope, self._limits.history_messages)
-        fitted = fit_prompt(
-            plan.system_prompt, history, message.text, budget, self._backend.count_tokens
-        )
+        count = self._backend.count_tokens
+        # Lorebook entries join when their keys come up; post-history instructions follow
+        # the conversation (bot.lore).
+        system = system_prompt_for(plan, [*(text for _, text in history), message.text], count)
+        budget = replace(budget, margin=budget.margin + post_history_cost(plan, count))
+        fitted = fit_prompt(system, history, message.text, budget, count)
         if fitted.notice:
             await self._say(adapter, message, fitted.notice, True)
-        request = build_request(plan, fitted.messages, budget.reply_tokens, scope.key())
+        request = build_request(plan, with_post_history(fitted.messages, plan),
+                                budget.reply_tokens, scope.key())
         return PreparedReply(plan, fitted, request)
 
     async def stream(

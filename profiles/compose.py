@@ -2,7 +2,8 @@
 
 Rules:
 
-* prompt fragments concatenate in stack order;
+* prompt fragments concatenate in stack order, as do post-history instructions and
+  lorebooks (``profiles.lore``);
 * style settings (sampling): the later layer wins;
 * restrictions compose by intersection: banned words, refusal and redaction
   patterns and stop sequences are united, the maximum reply length is the smallest;
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from profiles.errors import CompositionError
+from profiles.lore import Lorebook
 from profiles.models import Layer, RedactRule, RefuseRule, Sampling
 
 T = TypeVar("T")
@@ -43,6 +45,10 @@ class ComposedPlan:
     max_reply_chars: Sourced[int] | None = None
     stop: tuple[Sourced[str], ...] = ()
     grammar: Sourced[str] | None = None
+    post_history: tuple[Sourced[str], ...] = ()
+    """Instructions after the conversation, in stack order (soft, like the prompt)."""
+    lore: tuple[Sourced[Lorebook], ...] = ()
+    """Lorebooks, in stack order: their entries join the prompt when their keys come up."""
 
     @property
     def system_prompt(self) -> str:
@@ -90,10 +96,16 @@ def compose(stack: Sequence[Layer]) -> ComposedPlan:
     stop: dict[str, Sourced[str]] = {}
     max_chars: Sourced[int] | None = None
     grammar: Sourced[str] | None = None
+    post_history: list[Sourced[str]] = []
+    lore: list[Sourced[Lorebook]] = []
 
     for layer in stack:
         if layer.prompt.strip():
             prompt.append(Sourced(layer.prompt.strip(), layer.name))
+        if layer.post_history.strip():
+            post_history.append(Sourced(layer.post_history.strip(), layer.name))
+        if layer.lorebook is not None:
+            lore.append(Sourced(layer.lorebook, layer.name))
         for key in Sampling.model_fields:
             value = getattr(layer.sampling, key)
             if value is not None:
@@ -127,4 +139,6 @@ def compose(stack: Sequence[Layer]) -> ComposedPlan:
         max_reply_chars=max_chars,
         stop=tuple(stop.values()),
         grammar=grammar,
+        post_history=tuple(post_history),
+        lore=tuple(lore),
     )

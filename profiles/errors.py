@@ -39,3 +39,7 @@ class UnknownNameError(ProfileError):
             f"There is no {kind} called {name!r}.{hint} "
             f"Use /profile {'list' if kind == 'profile' else 'layers'} to see them all."
         )
+
+
+class PackageError(ProfileError):
+    """A layer package or character card cannot be read, trusted or imported as it is."""

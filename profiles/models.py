@@ -7,6 +7,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from profiles.lore import Lorebook
+from profiles.probes import Probe
+
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,39}$"
 
 
@@ -98,6 +101,13 @@ class Layer(_Strict):
     rules: Rules = Rules()
     requires: tuple[str, ...] = ()
     conflicts_with: tuple[str, ...] = ()
+    post_history: str = ""
+    """Instructions placed after the conversation, just before the model answers (a
+    character card's post-history instructions)."""
+    lorebook: Lorebook | None = None
+    """Prompt fragments that enter only when their keys come up (``profiles.lore``)."""
+    probes: tuple[Probe, ...] = ()
+    """What replies under this layer must do (``profiles.probes``)."""
 
 
 class Profile(_Strict):
@@ -106,3 +116,5 @@ class Profile(_Strict):
     name: str = Field(pattern=NAME_PATTERN)
     description: str = ""
     layers: tuple[str, ...] = Field(min_length=1)
+    probes: tuple[Probe, ...] = ()
+    """What replies under this profile must do (``profiles.probes``)."""
