@@ -1,19 +1,31 @@
-"""Row 6: messages per second through the router with a backend that costs nothing.
+"""Rows 6 and 9: messages per second through the router with a backend that costs nothing.
 
 Every message takes the full path a chat message takes: the router, profile resolution,
 conversation memory read from and written to the SQLite store, prompt fitting, the
 inference queue and the streamed reply to the console adapter; only the model is
-replaced. Thirty channels talk at once, each sending its next message when the reply to
-the last one is in.
+replaced.
+
+Row 6: thirty channels talk at once, each sending its next message when the reply to
+the last one is in, on an empty store.
+
+Row 9: the same path as the number of places grows. Two stores, each pre-filled with a
+binding and 40 remembered messages per channel: 30 channels in 1 community, and 30,000
+channels in 10,000 communities (a bot in 10,000 servers). Thirty conversations spread
+over all the channels, so at 30,000 nearly every message lands on a place no message
+touched before in this process: its alignment and memory come from SQLite, not from a
+cache. The two are measured in turns in one run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
+import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 
@@ -34,6 +46,18 @@ from bot.store import ConversationStore, Database, Store
 MESSAGES = 3000
 CHANNELS = 30
 TARGET = 2000.0
+NOT_FLOODING = {"flood_messages": 1_000_000}
+"""Every bench user sends far more than a person would; the flood guard must not count."""
+
+SMALL = (30, 1)
+LARGE = (30_000, 10_000)
+"""(channels, communities) of row 9's two stores."""
+CONVERSATIONS = 30
+REMEMBERED = 40
+"""Messages remembered per channel in row 9's stores (CABOT_HISTORY_MESSAGES's default)."""
+SCALE_TARGET = 1500.0
+SCALE_DROP = 1.2
+"""Row 9's targets: at least 1,500 msg/s at 30,000 channels, at most 1.2x below 30."""
 
 
 def message(channel: int, index: int, repeat: int) -> IncomingMessage:
@@ -68,7 +92,8 @@ class MemoryHistory(ConversationStore):
         self._kept: dict[str, list[tuple[str, str]]] = {}
 
     async def append_exchange(
-        self, scope: Scope, entries: Sequence[tuple[str, str]], keep: int
+        self, scope: Scope, entries: Sequence[tuple[str, str]], keep: int,
+        authors: Sequence[str | None] = (),
     ) -> None:
         kept = self._kept.setdefault(scope.key(), [])
         kept.extend(entries)
@@ -112,8 +137,13 @@ async def measure(
     return rates
 
 
-async def routing(config: BenchConfig) -> Row:
-    app = bench_app(config, "routing", NoopBackend(), max_tokens=64)
+async def routing(config: BenchConfig) -> list[Row]:
+    """Rows 6 and 9."""
+    return [await routing_row(config), await scale_row(config)]
+
+
+async def routing_row(config: BenchConfig) -> Row:
+    app = bench_app(config, "routing", NoopBackend(), max_tokens=64, **NOT_FLOODING)
     statements = 0
 
     def count(_sql: str) -> None:
@@ -123,7 +153,7 @@ async def routing(config: BenchConfig) -> Row:
     rates = await measure(app, config.repeats, count)
     round_trip = await store_round_trip(config.workdir / "round-trip.db")
     # The same run with conversation memory in a dict: the router's cost without SQLite.
-    settings = bench_settings(config, "routing-memory")
+    settings = bench_settings(config, "routing-memory", **NOT_FLOODING)
     without_sqlite = await measure(App(
         settings, backend=NoopBackend(), store=MemoryHistoryStore(settings.db),
         library=bench_library(config.workdir, 64),
@@ -136,4 +166,152 @@ async def routing(config: BenchConfig) -> Row:
                  "sql_statements_per_message": statements / ((config.repeats + 1) * MESSAGES),
                  "aiosqlite_round_trip_us": round_trip * 1e6,
                  "without_sqlite_history_msg_s": median(without_sqlite)},
+    )
+
+
+# -- row 9: as the number of places grows --------------------------------------------
+
+
+def place(channel: int, communities: int) -> Scope:
+    """Channel ``channel`` of a row-9 store (channels go round the communities)."""
+    return Scope(platform="console", community=f"community-{channel % communities}",
+                 channel=f"channel-{channel}")
+
+
+def fill(path: Path, channels: int, communities: int) -> None:
+    """Give every channel a binding and ``REMEMBERED`` messages, in bulk (blocking).
+
+    The messages are written round the channels, as a busy bot writes them over time, so
+    one channel's memory lies scattered over the table, not in one run of rows.
+    """
+    now = time.time()
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        db.execute("PRAGMA synchronous=OFF")
+        db.execute("BEGIN")
+        scopes = [place(channel, communities) for channel in range(channels)]
+        db.executemany(
+            "INSERT INTO bindings (platform, community, channel, thread, profile, set_by, "
+            "set_at) VALUES (?, ?, ?, '', 'bench', 'bench', ?)",
+            ((s.platform, s.community, s.channel, now) for s in scopes),
+        )
+        db.executemany(
+            "INSERT INTO history (scope, role, content, at) VALUES (?, ?, ?, ?)",
+            ((scope.key(), *entry, now) for entry in remembered() for scope in scopes),
+        )
+        db.execute("COMMIT")
+        db.execute("ANALYZE")
+    finally:
+        db.close()
+
+
+def remembered() -> list[tuple[str, str]]:
+    """A channel's pre-filled memory: earlier questions and their answers."""
+    return [("user", f"Earlier message {index // 2}: what do you think of this?")
+            if index % 2 == 0 else ("assistant", "ok") for index in range(REMEMBERED)]
+
+
+@dataclass
+class Scale:
+    """One of row 9's bots: its store's size, its app, and what was counted."""
+
+    channels: int
+    communities: int
+    app: App
+    console: ConsoleAdapter = field(default_factory=lambda: ConsoleAdapter(io.StringIO()))
+    rates: list[float] = field(default_factory=list)
+    statements: int = 0
+    round_trips: int = 0
+    messages: int = 0
+
+    @property
+    def label(self) -> str:
+        places = "community" if self.communities == 1 else "communities"
+        return f"{self.channels:,} channels in {self.communities:,} {places}"
+
+    async def start(self) -> None:
+        await self.app.start([self.console])
+        db = self.app.store.database.db
+        await db.set_trace_callback(self._statement)
+        # aiosqlite sends every call to its thread through this one method: counting its
+        # calls counts round trips.
+        dispatch: Callable[..., Awaitable[Any]] = db._execute
+
+        async def counted(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+            self.round_trips += 1
+            return await dispatch(fn, *args, **kwargs)
+
+        setattr(db, "_execute", counted)  # noqa: B010 (a method is not assignable for mypy)
+
+    def _statement(self, _sql: str) -> None:
+        self.statements += 1
+
+    def reset_counts(self) -> None:
+        self.statements = self.round_trips = self.messages = 0
+
+    async def round(self, repeat: int) -> float:
+        """One round of ``MESSAGES`` messages; returns messages per second."""
+        per_conversation = MESSAGES // CONVERSATIONS
+        slots = max(1, self.channels // CONVERSATIONS)
+
+        async def converse(conversation: int) -> None:
+            for index in range(per_conversation):
+                # Each conversation walks its own share of the channels, so two never
+                # talk in one channel at once and a big store is seen place by place.
+                slot = (repeat * per_conversation + index) % slots
+                channel = conversation + CONVERSATIONS * slot
+                await self.app.router.handle(self.console, IncomingMessage(
+                    scope=place(channel, self.communities),
+                    message_id=f"{repeat}-{conversation}-{index}",
+                    author_id=f"user-{conversation}", author_name=f"user {conversation}",
+                    text=f"Message {index} of round {repeat}: hello there.", is_direct=True,
+                ))
+
+        start = time.perf_counter()
+        await asyncio.gather(*(converse(c) for c in range(CONVERSATIONS)))
+        self.messages += per_conversation * CONVERSATIONS
+        return per_conversation * CONVERSATIONS / (time.perf_counter() - start)
+
+
+async def scale_row(config: BenchConfig) -> Row:
+    scales: list[Scale] = []
+    for channels, communities in (SMALL, LARGE):
+        name = f"routing-{channels}"
+        settings = bench_settings(config, name, history_messages=REMEMBERED, **NOT_FLOODING)
+        async with Store(settings.db):
+            pass  # the schema
+        await asyncio.to_thread(fill, settings.db, channels, communities)
+        app = App(settings, backend=NoopBackend(),
+                  library=bench_library(config.workdir, 64))
+        scales.append(Scale(channels, communities, app))
+    try:
+        for scale in scales:
+            await scale.start()
+        # Turns, so that a change in the machine's load falls on both alike.
+        for repeat in range(config.repeats + 1):
+            for scale in scales:
+                rate = await scale.round(repeat)
+                if repeat:
+                    scale.rates.append(rate)
+                else:
+                    scale.reset_counts()  # count the measured rounds only
+    finally:
+        for scale in scales:
+            await scale.app.stop()
+    small, large = scales
+    ours, baseline = median(large.rates), median(small.rates)
+    met = ours >= SCALE_TARGET and baseline <= SCALE_DROP * ours
+    return Row(
+        9, "Routing at scale: msg/s at 30,000 channels in 10,000 communities (no-op model)",
+        "msg/s", ours, baseline, "30 channels in 1 community",
+        f"≥ {SCALE_TARGET:,.0f}/s, ≤ {SCALE_DROP}x drop", met,
+        details={
+            scale.label: {
+                "runs": scale.rates,
+                "sql_statements_per_message": scale.statements / max(1, scale.messages),
+                "aiosqlite_round_trips_per_message": scale.round_trips / max(1, scale.messages),
+            }
+            for scale in scales
+        } | {"conversations": CONVERSATIONS, "messages_per_round": MESSAGES,
+             "remembered_per_channel": REMEMBERED},
     )
