@@ -47,8 +47,10 @@ SCENARIOS = (
     Scenario("a flood of commands from a non-moderator",
              "answered up to the limit, told once, moderators still answered",
              (f"{UNIT}test_flood.py",)),
-    Scenario("Discord gateway: resumable close, silent heartbeats, replayed events",
-             "resumed, missed messages answered once, one log line per outage",
+    Scenario("Discord gateway: drops, closes 4000/1001/4007/4009, op 7, silent heartbeats, "
+             "refused connections, replayed events, a revoked token",
+             "resumed or identified anew, missed messages answered once, one warning per "
+             "outage; 4004/4014 one clear error, no retry loop",
              (f"{INTEGRATION}test_discord_reconnect.py",)),
     Scenario("Telegram long poll: network errors and 502s for a while",
              "polling resumes, messages after it answered once, one log line per outage",
