@@ -86,6 +86,8 @@ class ConsoleAdapter:
         old = self._shown.get(sent.message_id, "")
         if text.startswith(old) and self._last_written == sent.message_id:
             self._write(text[len(old):])
+        elif old.startswith(text) and not old[len(text):].strip():
+            pass  # the final text only lost trailing whitespace already on the screen
         elif self._bare:
             self._write(f"\n{text}")
         else:

@@ -17,8 +17,8 @@ Every format owns the stop sequences that end the assistant's turn in text (a na
 format on a model whose vocabulary lacks its markers still stops), and the engines
 enforce them like a profile's stops. Message text is escaped before rendering: the
 model's control-token spellings are broken up (``ControlTokenGuard``), and in a
-transcript a line that starts like a turn (``Assistant:``, any ``Name:``) is broken up too,
-so no one can open a turn that is not theirs.
+transcript a line that starts with a speaker's name and a colon (``Assistant:``, ``User:``)
+is broken up too, so no one can open a turn that is not theirs.
 """
 
 from __future__ import annotations
@@ -121,6 +121,8 @@ class ChatFormat(Protocol):
     name: str
     stop: tuple[str, ...]
     """Text that ends the assistant's turn (enforced like any stop sequence)."""
+    strip_leading: bool
+    """Whether whitespace that opens a reply belongs to the format (``Assistant: ``)."""
 
     def render(self, messages: Sequence[ChatMessage]) -> str:
         """The prompt text, to be tokenized with control tokens parsed and without BOS.
@@ -152,6 +154,7 @@ class TemplateFormat:
 
         self.name = name
         self.stop = stop
+        self.strip_leading = False
         self._guard = guard
         try:
             self._formatter: Any = Jinja2ChatFormatter(
@@ -173,18 +176,22 @@ class TemplateFormat:
             ) from None
 
 
-_TURN_START = re.compile(r"^(\s*)([^\s:])([^:\n]{0,39}:)(?=\s|$)")
-"""A line that begins like a transcript turn: a short label, a colon, then space or end."""
+def neutralise_turns(text: str, names: Sequence[str]) -> str:
+    """``text`` with every line that starts with one of ``names`` and a colon broken up.
 
-
-def neutralise_turns(text: str) -> str:
-    """``text`` with every line that starts like ``Name:`` broken up (a zero-width space).
-
-    Every line break Python knows (``\\r``, U+2028, ...) becomes ``\\n`` first, so none of
-    them can start a line the model reads as a new turn either.
+    A zero-width space after the name's first letter (in any letter case, after any
+    indentation) keeps the line from reading as that speaker's turn; other lines, and
+    colons elsewhere, are left as they are. Every line break Python knows (``\\r``,
+    U+2028, ...) becomes ``\\n`` first, so none of them starts a line the model reads as
+    a new turn either.
     """
     lines = text.splitlines()
-    return "\n".join(_TURN_START.sub(rf"\1\2{ZERO_WIDTH_SPACE}\3", line) for line in lines)
+    if names:
+        alternatives = "|".join(re.escape(n) for n in sorted(set(names), key=len, reverse=True))
+        turn = re.compile(rf"^(\s*)({alternatives})(\s*:)", re.IGNORECASE)
+        lines = [turn.sub(lambda m: m[1] + m[2][0] + ZERO_WIDTH_SPACE + m[2][1:] + m[3], line)
+                 for line in lines]
+    return "\n".join(lines)
 
 
 class TranscriptFormat:
@@ -202,12 +209,15 @@ class TranscriptFormat:
     """
 
     name = TRANSCRIPT
+    strip_leading = True
 
     def __init__(self, specials: ModelSpecials, guard: ControlTokenGuard, *,
                  user: str = "User", assistant: str = "Assistant") -> None:
         self._bos = specials.bos if specials.add_bos else ""
         self._guard = guard
         self._names = {"user": user, "assistant": assistant}
+        self.speakers = (user, assistant, "System")
+        """Names that open a turn here, so never at a line's start inside a message."""
         self.stop = tuple(dict.fromkeys(
             f"\n{label}:" for name in (user, assistant) for label in (name, name.lower())
         ))
@@ -221,7 +231,7 @@ class TranscriptFormat:
                 preamble.append(text.strip())
                 continue
             name = self._names.get(message.role, message.role.capitalize())
-            turns.append(f"{name}: {neutralise_turns(text.strip())}")
+            turns.append(f"{name}: {neutralise_turns(text.strip(), self.speakers)}")
         turns.append(f"{self._names['assistant']}:")
         head = "\n\n".join(part for part in preamble if part)
         return self._bos + (head + "\n\n" if head else "") + "\n".join(turns)

@@ -172,7 +172,8 @@ class ContinuousBatch:
         room = limit - len(prompt)
         job.max_new = min(request.max_tokens, room) if request.max_tokens > 0 else room
         job.prompt = prompt
-        job.text = StopTextStream((*request.stop, *self._model.chat.stop))
+        chat = self._model.chat
+        job.text = StopTextStream((*request.stop, *chat.stop), strip_leading=chat.strip_leading)
         job.history = np.zeros(len(prompt) + job.max_new + 1, dtype=np.intc)
         for token in prompt:
             job.remember(token)

@@ -201,10 +201,14 @@ class LlamaBackend:
             return
         try:
             stream = self._model().create_completion(**self._completion_args(request))
+            opening = self._words().chat.strip_leading  # the space after "Assistant:"
             for chunk in stream:
                 if bridge.cancelled:
                     break
                 text = chunk["choices"][0]["text"]
+                if opening:
+                    text = text.lstrip()
+                    opening = not text
                 if text:
                     bridge.send(text)
         except Exception as error:

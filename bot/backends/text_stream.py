@@ -11,10 +11,13 @@ class StopTextStream:
 
     Text that could be the start of a stop sequence is held back until it is clearly not
     one, so a stop sequence is never shown, not even in part. Bytes of a character split
-    across tokens wait for the rest of the character.
+    across tokens wait for the rest of the character. With ``strip_leading`` the
+    whitespace before the first visible character is never released (the space after a
+    transcript's ``Assistant:``); stop sequences are still found in it.
     """
 
-    def __init__(self, stop: Sequence[str] = ()) -> None:
+    def __init__(self, stop: Sequence[str] = (), *, strip_leading: bool = False) -> None:
+        self._strip_leading = strip_leading
         self._stop = [s for s in stop if s]
         self._longest = max((len(s) for s in self._stop), default=0)
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="ignore")
@@ -61,6 +64,13 @@ class StopTextStream:
         return 0
 
     def _release(self, upto: int) -> str:
+        if self._strip_leading and self._emitted == 0:
+            start = len(self._text) - len(self._text.lstrip())
+            if start >= upto:
+                return ""
+            # Everything before ``start`` counts as released: it is never shown.
+            self._text = self._text[start:]
+            upto -= start
         upto = max(upto, self._emitted)
         out = self._text[self._emitted : upto]
         self._emitted = upto

@@ -54,3 +54,16 @@ def test_nothing_more_comes_after_a_stop() -> None:
     assert text.feed(b"again") == ""
     assert text.finish() == ""
     assert text.text == "line"
+
+
+def test_a_transcript_reply_shows_no_opening_whitespace() -> None:
+    text = StopTextStream(("\nUser:",), strip_leading=True)
+    shown = [text.feed(piece) for piece in (b" ", b"\n", b"Paris", b" is", b"\n", b"User:")]
+    assert "".join(shown) == "Paris is"
+    assert text.stopped and text.text == "Paris is"
+
+
+def test_a_stop_in_the_opening_whitespace_is_still_found() -> None:
+    text = StopTextStream(("\nUser:",), strip_leading=True)
+    assert [text.feed(piece) for piece in (b" ", b"\n", b"User", b":")] == ["", "", "", ""]
+    assert text.stopped and text.finish() == ""
