@@ -1,22 +1,55 @@
 """Alignment data: profile bindings per place, community layers and profiles, the audit log.
 
 Every change commits durably (``synchronous=FULL``) together with its audit row, and bumps
-`AlignmentStore.generation` so readers can cache what they derive from this data.
+`AlignmentStore.generation` (and the community's `AlignmentStore.changed_at`) so readers
+can cache what they derive from this data.
+
+Reads are one ``aiosqlite`` call each (``execute_fetchall``): a call is a round trip to
+the connection's thread, and a place's whole alignment is read in one (`place_alignment`).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import aiosqlite
 
 from bot.errors import StoreError
 from bot.messages import Scope
 from bot.store.connection import Database
-from bot.store.models import Actor, AuditEntry, Binding, Level, Lock, Place
+from bot.store.models import (
+    Actor,
+    AuditEntry,
+    Binding,
+    CommunityAlignment,
+    Level,
+    Lock,
+    Place,
+    PlaceAlignment,
+)
+
+CHANGES_KEPT = 16_384
+"""Communities whose latest alignment change is remembered one by one; past that the
+record starts afresh, as if every community had just changed."""
+
+# Each part of a place's alignment, as rows of one shape: a kind, then six values.
+# ?1 platform, ?2 community, ?3 channel, ?4 thread ('' for none).
+_BINDINGS_SQL = (
+    "SELECT 'binding', channel, thread, profile, layers, set_by, set_at FROM bindings "
+    "WHERE platform=?1 AND community=?2 AND channel IN ('', ?3) AND thread IN ('', ?4)"
+)
+_COMMUNITY_SQL = (
+    "SELECT 'lock', layer, locked_by_id, locked_by, locked_at, NULL, NULL FROM locks "
+    "WHERE platform=?1 AND community=?2 "
+    "UNION ALL SELECT 'layer', name, source, NULL, NULL, NULL, NULL FROM custom_layers "
+    "WHERE platform=?1 AND community=?2 "
+    "UNION ALL SELECT 'profile', name, description, layers, NULL, NULL, NULL "
+    "FROM custom_profiles WHERE platform=?1 AND community=?2"
+)
 
 
 def level_place(scope: Scope, level: Level) -> Place:
@@ -52,16 +85,59 @@ async def record_audit(
 
 
 async def _binding_at(db: aiosqlite.Connection, place: Place, level: Level) -> Binding | None:
-    async with db.execute(
+    rows = list(await db.execute_fetchall(
         "SELECT profile, layers, set_by, set_at FROM bindings "
         "WHERE platform=? AND community=? AND channel=? AND thread=?",
         place,
-    ) as cursor:
-        row = await cursor.fetchone()
-    if row is None:
-        return None
-    layers = tuple(json.loads(row[1])) if row[1] is not None else None
-    return Binding(level, row[0], layers, row[2], row[3])
+    ))
+    return _binding(level, *rows[0]) if rows else None
+
+
+def _binding(level: Level, profile: str | None, layers: str | None, set_by: str,
+             set_at: float) -> Binding:
+    return Binding(level, profile, tuple(json.loads(layers)) if layers is not None else None,
+                   set_by, set_at)
+
+
+def _place_params(scope: Scope) -> tuple[str, str, str, str]:
+    return scope.platform, scope.community, scope.channel, scope.thread or ""
+
+
+def _levels(scope: Scope) -> tuple[Level, ...]:
+    """The levels that apply to ``scope``, broadest first."""
+    return ("community", "channel", "thread") if scope.thread is not None else (
+        "community", "channel")
+
+
+def _bindings(scope: Scope, rows: Iterable[tuple[Any, ...]]) -> dict[Level, Binding]:
+    """The binding at each level of ``scope``, from rows of ``_BINDINGS_SQL``."""
+    at = {(row[1], row[2]): row for row in rows}
+    found: dict[Level, Binding] = {}
+    for level in _levels(scope):
+        row = at.get(level_place(scope, level)[2:])
+        if row is not None:
+            found[level] = _binding(level, *row[3:])
+    return found
+
+
+def _community(rows: Iterable[tuple[Any, ...]]) -> CommunityAlignment:
+    """A community's locks, layers and profiles, from rows of ``_COMMUNITY_SQL``."""
+    locks: list[Lock] = []
+    layers: list[tuple[str, str]] = []
+    profiles: list[tuple[str, str, tuple[str, ...]]] = []
+    for kind, first, second, third, fourth, _, _ in rows:
+        if kind == "lock":
+            locks.append(Lock(first, second, third, fourth))
+        elif kind == "layer":
+            layers.append((first, second))
+        elif kind == "profile":
+            profiles.append((first, second, tuple(json.loads(third))))
+    # The order each part's own query gives it (SQLite's BINARY order is code point order).
+    return CommunityAlignment(
+        locks=tuple(sorted(locks, key=lambda lock: (lock.at, lock.layer))),
+        layers=tuple(sorted(layers)),
+        profiles=tuple(sorted(profiles, key=lambda profile: profile[0])),
+    )
 
 
 class AlignmentStore:
@@ -71,32 +147,64 @@ class AlignmentStore:
         self._database = database
         self._clock = clock
         self.generation = 0
-        """Bumped after every write to bindings or community layers and profiles, so
+        """Bumped after every write to bindings, locks or community layers and profiles, so
         readers can cache what they derive from them (this process is the only writer)."""
+        self._changed: dict[tuple[str, str], int] = {}
+        self._forgotten = 0
+
+    def changed_at(self, platform: str, community: str) -> int:
+        """The `generation` its latest alignment write left (an upper bound).
+
+        What was derived from reads begun at generation ``g`` still holds for places of
+        this community while this is at most ``g``: a write elsewhere does not change it.
+        """
+        return self._changed.get((platform, community), self._forgotten)
+
+    def mark_changed(self, platform: str, *communities: str) -> None:
+        """Bump `generation`, and record that these communities' alignment changed."""
+        self.generation += 1
+        if len(self._changed) + len(communities) > CHANGES_KEPT:
+            self._changed.clear()
+            self._forgotten = self.generation  # every community may have changed
+        for community in communities:
+            self._changed[(platform, community)] = self.generation
 
     @asynccontextmanager
-    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def _write(self, platform: str, community: str
+                     ) -> AsyncIterator[aiosqlite.Connection]:
         try:
             async with self._database.transaction(durable=True) as db:
                 yield db
         finally:
             # Any write, even one whose COMMIT was interrupted, invalidates what readers
             # derived from the data before it.
-            self.generation += 1
+            self.mark_changed(platform, community)
+
+    # -- a place's whole alignment --------------------------------------------------
+
+    async def place_alignment(self, scope: Scope) -> PlaceAlignment:
+        """The bindings that apply to ``scope`` and its community's locks, layers and
+        profiles, in one query."""
+        rows = [tuple(row) for row in await self._database.db.execute_fetchall(
+            f"{_BINDINGS_SQL} UNION ALL {_COMMUNITY_SQL}", _place_params(scope)
+        )]
+        return PlaceAlignment(
+            bindings=_bindings(scope, (row for row in rows if row[0] == "binding")),
+            community=_community(row for row in rows if row[0] != "binding"),
+        )
+
+    async def community_alignment(self, platform: str, community: str) -> CommunityAlignment:
+        """A community's locks, layers and profiles, in one query."""
+        return _community(tuple(row) for row in await self._database.db.execute_fetchall(
+            _COMMUNITY_SQL, (platform, community)
+        ))
 
     # -- bindings -----------------------------------------------------------------
 
     async def bindings_for(self, scope: Scope) -> dict[Level, Binding]:
         """The bindings at each level that applies to ``scope``."""
-        levels: list[Level] = ["community", "channel"]
-        if scope.thread is not None:
-            levels.append("thread")
-        found: dict[Level, Binding] = {}
-        for level in levels:
-            binding = await _binding_at(self._database.db, level_place(scope, level), level)
-            if binding is not None:
-                found[level] = binding
-        return found
+        rows = await self._database.db.execute_fetchall(_BINDINGS_SQL, _place_params(scope))
+        return _bindings(scope, (tuple(row) for row in rows))
 
     async def bind(
         self,
@@ -119,7 +227,7 @@ class AlignmentStore:
         new: Binding | None = None
         if profile is not None or layers is not None:
             new = Binding(level, profile, layers, actor.id, now)
-        async with self._write() as db:
+        async with self._write(scope.platform, scope.community) as db:
             # Read under the write lock, so a concurrent change cannot make it stale.
             old = await _binding_at(db, place, level)
             if new is None:
@@ -147,7 +255,7 @@ class AlignmentStore:
     ) -> None:
         """Store a community's own layer (its TOML source)."""
         now = self._clock()
-        async with self._write() as db:
+        async with self._write(platform, community) as db:
             await db.execute(
                 "INSERT OR REPLACE INTO custom_layers VALUES (?, ?, ?, ?, ?, ?)",
                 (platform, community, name, source, actor.id, now),
@@ -158,12 +266,12 @@ class AlignmentStore:
 
     async def custom_layers(self, platform: str, community: str) -> list[tuple[str, str]]:
         """A community's own layers as (name, TOML source)."""
-        async with self._database.db.execute(
+        rows = await self._database.db.execute_fetchall(
             "SELECT name, source FROM custom_layers WHERE platform=? AND community=? "
             "ORDER BY name",
             (platform, community),
-        ) as cursor:
-            return [(row[0], row[1]) for row in await cursor.fetchall()]
+        )
+        return [(row[0], row[1]) for row in rows]
 
     async def save_custom_profile(
         self,
@@ -176,7 +284,7 @@ class AlignmentStore:
     ) -> None:
         """Store a community's own profile."""
         now = self._clock()
-        async with self._write() as db:
+        async with self._write(platform, community) as db:
             await db.execute(
                 "INSERT OR REPLACE INTO custom_profiles VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (platform, community, name, description, json.dumps(list(layers)), actor.id, now),
@@ -190,25 +298,23 @@ class AlignmentStore:
         self, platform: str, community: str
     ) -> list[tuple[str, str, tuple[str, ...]]]:
         """A community's own profiles as (name, description, layers)."""
-        async with self._database.db.execute(
+        rows = await self._database.db.execute_fetchall(
             "SELECT name, description, layers FROM custom_profiles "
             "WHERE platform=? AND community=? ORDER BY name",
             (platform, community),
-        ) as cursor:
-            return [
-                (row[0], row[1], tuple(json.loads(row[2]))) for row in await cursor.fetchall()
-            ]
+        )
+        return [(row[0], row[1], tuple(json.loads(row[2]))) for row in rows]
 
     # -- community locks -------------------------------------------------------------
 
     async def locks(self, platform: str, community: str) -> list[Lock]:
         """The layers locked in a community, oldest first."""
-        async with self._database.db.execute(
+        rows = await self._database.db.execute_fetchall(
             "SELECT layer, locked_by_id, locked_by, locked_at FROM locks "
             "WHERE platform=? AND community=? ORDER BY locked_at, layer",
             (platform, community),
-        ) as cursor:
-            return [Lock(row[0], row[1], row[2], row[3]) for row in await cursor.fetchall()]
+        )
+        return [Lock(row[0], row[1], row[2], row[3]) for row in rows]
 
     async def lock(
         self, platform: str, community: str, layers: tuple[str, ...], actor: Actor
@@ -228,12 +334,11 @@ class AlignmentStore:
     ) -> tuple[str, ...]:
         now = self._clock()
         place: Place = (platform, community, "", "")
-        async with self._write() as db:
+        async with self._write(platform, community) as db:
             # Read under the write lock, so the audit names exactly what changed.
-            async with db.execute(
+            held = {row[0] for row in await db.execute_fetchall(
                 "SELECT layer FROM locks WHERE platform=? AND community=?", (platform, community)
-            ) as cursor:
-                held = {row[0] for row in await cursor.fetchall()}
+            )}
             changed = tuple(name for name in dict.fromkeys(layers)
                             if (name not in held) == locking)
             for name in changed:
@@ -257,12 +362,11 @@ class AlignmentStore:
 
     async def audit_log(self, platform: str, community: str, limit: int = 50) -> list[AuditEntry]:
         """The latest changes in a community, newest first."""
-        async with self._database.db.execute(
+        rows = await self._database.db.execute_fetchall(
             "SELECT at, channel, thread, actor_id, actor_name, action, old, new FROM audit "
             "WHERE platform=? AND community=? ORDER BY id DESC LIMIT ?",
             (platform, community, limit),
-        ) as cursor:
-            rows = await cursor.fetchall()
+        )
         return [
             AuditEntry(
                 at=row[0],

@@ -68,6 +68,10 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (platform, community, layer)
     );
     """,
+    # 3: a community's audit log read (and moved) without scanning everyone's.
+    """
+    CREATE INDEX audit_place ON audit (platform, community, id);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 BUSY_TIMEOUT = 5.0

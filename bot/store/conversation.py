@@ -97,20 +97,25 @@ class ConversationStore:
 
         Served from memory once loaded (this process is the only writer).
         """
+        if limit <= 0:
+            return []
         key = scope.key()
         memory = self._memory.get(key)
         if memory is None or memory.complete_to < limit:
             # Under the write lock: no append may slip between the read and the cache.
             async with self._database.locked() as db:
-                async with db.execute(
-                    "SELECT role, content FROM (SELECT id, role, content FROM history "
-                    "WHERE scope=? ORDER BY id DESC LIMIT ?) ORDER BY id",
+                # One round trip: the rows, and how many the channel has (so the next
+                # append knows whether to trim).
+                rows = list(await db.execute_fetchall(
+                    "SELECT role, content, (SELECT COUNT(*) FROM history WHERE scope=?1) "
+                    "FROM (SELECT id, role, content FROM history "
+                    "WHERE scope=?1 ORDER BY id DESC LIMIT ?2) ORDER BY id",
                     (key, limit),
-                ) as cursor:
-                    rows = [(str(row[0]), str(row[1])) for row in await cursor.fetchall()]
-                memory = _Memory(deque(rows), limit)
+                ))
+                memory = _Memory(deque((str(row[0]), str(row[1])) for row in rows), limit)
                 self._memory[key] = memory
-        return list(memory.entries)[-limit:] if limit else []
+                self._stored[key] = int(rows[0][2]) if rows else 0
+        return list(memory.entries)[-limit:]
 
     async def clear_history(self, scope: Scope) -> int:
         """Forget a channel's memory; returns how many messages were removed."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -13,7 +14,7 @@ Place = tuple[str, str, str, str]
 """A row's (platform, community, channel, thread); empty strings for the levels above."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Binding:
     """A profile (or an explicit layer stack) bound to one scope level."""
 
@@ -51,7 +52,7 @@ class Actor:
     name: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Lock:
     """A layer a community's moderators locked into every stack of that community."""
 
@@ -59,3 +60,31 @@ class Lock:
     by_id: str
     by_name: str
     at: float
+
+
+@dataclass(frozen=True)
+class CommunityAlignment:
+    """What a community's alignment holds besides its bindings, as read in one query.
+
+    Attributes:
+        locks: the layers locked in the community, oldest first.
+        layers: the community's own layers as (name, TOML source), by name.
+        profiles: the community's own profiles as (name, description, layers), by name.
+    """
+
+    locks: tuple[Lock, ...] = ()
+    layers: tuple[tuple[str, str], ...] = ()
+    profiles: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
+
+
+@dataclass(frozen=True)
+class PlaceAlignment:
+    """Everything alignment holds for one place, as read in one query.
+
+    Attributes:
+        bindings: the binding at each level that applies to the place.
+        community: the locks, layers and profiles of the place's community.
+    """
+
+    bindings: Mapping[Level, Binding]
+    community: CommunityAlignment

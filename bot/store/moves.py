@@ -34,27 +34,33 @@ async def move_community(
     """
     if old == new:
         return False
-    async with database.transaction(durable=True) as db:
-        moved = await _count(db, platform, old)
+    moved = 0
+    try:
+        async with database.transaction(durable=True) as db:
+            moved = await _count(db, platform, old)
+            if moved:
+                for table in CHANNEL_TABLES:
+                    await db.execute(
+                        f"UPDATE OR REPLACE {table} SET channel=? "
+                        "WHERE platform=? AND community=? AND channel=?",
+                        (new, platform, old, old),
+                    )
+                for table in COMMUNITY_TABLES:
+                    await db.execute(
+                        f"UPDATE OR REPLACE {table} SET community=? "
+                        "WHERE platform=? AND community=?",
+                        (new, platform, old),
+                    )
+                for table in SCOPE_TABLES:
+                    await _move_scopes(db, table, platform, old, new)
+                await record_audit(db, now, (platform, new, "", ""), actor, "move community",
+                                   old, new)
+    finally:
         if moved:
-            for table in CHANNEL_TABLES:
-                await db.execute(
-                    f"UPDATE OR REPLACE {table} SET channel=? "
-                    "WHERE platform=? AND community=? AND channel=?",
-                    (new, platform, old, old),
-                )
-            for table in COMMUNITY_TABLES:
-                await db.execute(
-                    f"UPDATE OR REPLACE {table} SET community=? WHERE platform=? AND community=?",
-                    (new, platform, old),
-                )
-            for table in SCOPE_TABLES:
-                await _move_scopes(db, table, platform, old, new)
-            await record_audit(db, now, (platform, new, "", ""), actor, "move community",
-                               old, new)
-    if moved:
-        alignment.generation += 1
-        conversations.forget_cached(f"{platform}/{old}/")
+            # Even a move rolled back: readers on this connection may have seen it half-done.
+            alignment.mark_changed(platform, old, new)
+            for community in (old, new):
+                conversations.forget_cached(f"{platform}/{community}/")
     return bool(moved)
 
 
@@ -68,8 +74,8 @@ async def _count(db: aiosqlite.Connection, platform: str, old: str) -> int:
             total += row[0] if row else 0
     for table in SCOPE_TABLES:
         async with db.execute(
-            f"SELECT COUNT(*) FROM {table} WHERE scope LIKE ? ESCAPE '\\'",
-            (_like_prefix(platform, old),),
+            f"SELECT COUNT(*) FROM {table} WHERE scope >= ? AND scope < ?",
+            _scope_range(platform, old),
         ) as cursor:
             row = await cursor.fetchone()
             total += row[0] if row else 0
@@ -80,8 +86,8 @@ async def _move_scopes(
     db: aiosqlite.Connection, table: str, platform: str, old: str, new: str
 ) -> None:
     async with db.execute(
-        f"SELECT DISTINCT scope FROM {table} WHERE scope LIKE ? ESCAPE '\\'",
-        (_like_prefix(platform, old),),
+        f"SELECT DISTINCT scope FROM {table} WHERE scope >= ? AND scope < ?",
+        _scope_range(platform, old),
     ) as cursor:
         scopes = [row[0] for row in await cursor.fetchall()]
     for key in scopes:
@@ -90,6 +96,11 @@ async def _move_scopes(
         await db.execute(f"UPDATE OR REPLACE {table} SET scope=? WHERE scope=?", (moved, key))
 
 
-def _like_prefix(platform: str, community: str) -> str:
-    prefix = f"{platform}/{community}/"
-    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+def _scope_range(platform: str, community: str) -> tuple[str, str]:
+    """The keys of a community's places are those in [low, high): an index range.
+
+    ``Scope.key()`` is ``platform/community/channel/thread`` and '0' follows '/', so the
+    keys that start with ``low`` are exactly those below ``high`` (SQLite's BINARY order).
+    """
+    low = f"{platform}/{community}/"
+    return low, f"{platform}/{community}0"

@@ -306,3 +306,26 @@ async def test_a_database_locked_by_another_program_is_a_clear_answer_and_change
     finally:
         other.close()
         await app.stop()
+
+
+async def test_memory_not_cached_is_one_query_and_the_next_append_one_insert(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "a.db"
+    async with Store(path) as store:
+        for i in range(20):
+            await store.conversations.append_exchange(
+                GENERAL, [("user", f"q{i}"), ("assistant", f"a{i}")], keep=40)
+    async with Store(path) as store:  # a new process: nothing in RAM
+        statements: list[str] = []
+        await store.database.db.set_trace_callback(statements.append)
+        memory = store.conversations
+        assert len(await memory.history(GENERAL, 40)) == 40
+        assert len(statements) == 1
+        # It knows how many rows the channel has, so no trimming on this append.
+        await memory.append_exchange(GENERAL, [("user", "q"), ("assistant", "a")], keep=40)
+        writes = [sql for sql in statements[1:] if not sql.startswith("PRAGMA")]
+        assert len(writes) == 1 and writes[0].startswith("INSERT")
+        ran = len(statements)
+        assert (await memory.history(GENERAL, 40))[-2:] == [("user", "q"), ("assistant", "a")]
+        assert len(statements) == ran
