@@ -199,7 +199,9 @@ class InferenceQueue:
         """Waiting jobs in the order they will start (a simulation of the round-robin)."""
         queues = {channel: self._channel_order(channel, jobs)
                   for channel, jobs in self._pending.items() if jobs}
-        served = dict(self._last_served)
+        # Only the waiting channels' turns matter: copying every channel ever served would
+        # cost as much as there are places, on every submit and start.
+        served = {channel: self._last_served.get(channel, -1) for channel in queues}
         later = itertools.count(1 << 62)
         order: list[Job] = []
         while queues:
