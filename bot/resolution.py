@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from cachetools import LRUCache
 
 from bot.errors import LayerFileError, ProfileError
 from bot.messages import Scope
-from bot.store import AlignmentStore, Binding, Level
+from bot.store import AlignmentStore, Binding, Level, Lock
+from bot.store.models import CommunityAlignment
 from profiles import ComposedPlan, Layer, Library, Profile
 from profiles.bounds import Bound, bounded_stack, compose_bounded
 from profiles.library import parse_layer
@@ -17,13 +19,17 @@ from profiles.library import parse_layer
 log = logging.getLogger(__name__)
 
 LEVEL_ORDER: tuple[Level, ...] = ("thread", "channel", "community")
-CACHED_COMMUNITIES = 1024
-"""Communities whose library (built-in plus their own layers and profiles) is kept."""
-CACHED_PLACES = 4096
-"""Places whose resolved alignment is kept."""
+CACHED_PLACES = 65_536
+"""Places whose resolved alignment is kept (a few hundred bytes each: what places share,
+their library, bounds and plan, is one object for all of them)."""
+CACHED_COMMUNITIES = 16_384
+"""Communities whose library (built-in plus their own layers and profiles) and bounds are
+kept."""
+CACHED_PLANS = 1024
+"""Distinct bounded stacks whose composed plan is kept."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Resolved:
     """The alignment in effect in one place, and why.
 
@@ -61,8 +67,32 @@ class Resolved:
         }[self.binding.level]
 
 
+@dataclass(frozen=True, slots=True)
+class _Community:
+    """What every place of one community shares: its library and its bounds."""
+
+    library: Library
+    bounds: tuple[Bound, ...]
+    warnings: tuple[str, ...]
+    """One per lock that cannot be used."""
+
+
 class ProfileResolver:
-    """Resolves the composed plan for a scope from the store and the layer library."""
+    """Resolves the composed plan for a scope from the store and the layer library.
+
+    What it derives is cached, each value tagged with the alignment generation its reads
+    began at and reused until a write to that community's alignment comes after it
+    (`AlignmentStore.changed_at`). Places that bind the same stack share one composed plan.
+
+    Args:
+        alignment: where bindings, locks and community layers are stored.
+        library: the built-in layers and profiles.
+        default_profile: the profile of places nothing is bound to.
+        floor: the operator's floor layers, part of every stack.
+        cached_places: places whose resolved alignment is kept (default `CACHED_PLACES`).
+        cached_communities: communities whose library and bounds are kept (default
+            `CACHED_COMMUNITIES`).
+    """
 
     def __init__(
         self,
@@ -70,84 +100,125 @@ class ProfileResolver:
         library: Library,
         default_profile: str,
         floor: tuple[str, ...] = (),
+        *,
+        cached_places: int | None = None,
+        cached_communities: int | None = None,
     ) -> None:
         self._alignment = alignment
         self._library = library
         self._default = default_profile
         self._floor = tuple(Bound(layer, "floor", "the operator") for layer in library.stack(floor))
-        # Derived data, each tagged with the alignment generation it was derived from and
-        # reused until that generation changes.
-        self._libraries: LRUCache[tuple[str, str], tuple[int, Library]] = LRUCache(
-            CACHED_COMMUNITIES
+        self._communities: LRUCache[tuple[str, str], tuple[int, _Community]] = LRUCache(
+            CACHED_COMMUNITIES if cached_communities is None else cached_communities
         )
-        self._resolved: LRUCache[str, tuple[int, Resolved]] = LRUCache(CACHED_PLACES)
+        self._resolved: LRUCache[str, tuple[int, Resolved]] = LRUCache(
+            CACHED_PLACES if cached_places is None else cached_places
+        )
+        # Keyed by the identity of each layer in the bounded stack; the value holds those
+        # layers, so no key's ids can be reused while it is cached.
+        self._plans: LRUCache[tuple[int, ...], tuple[tuple[Layer, ...], ComposedPlan]] = (
+            LRUCache(CACHED_PLANS)
+        )
 
     @property
     def base_library(self) -> Library:
         return self._library
-
-    async def library_for(self, platform: str, community: str) -> Library:
-        """The built-in library extended with a community's own layers and profiles."""
-        generation = self._alignment.generation
-        cached = self._libraries.get((platform, community))
-        if cached is not None and cached[0] == generation:
-            return cached[1]
-        library = await self._load_library(platform, community)
-        self._libraries[(platform, community)] = (generation, library)
-        return library
-
-    async def _load_library(self, platform: str, community: str) -> Library:
-        layers: list[Layer] = []
-        for name, source in await self._alignment.custom_layers(platform, community):
-            try:
-                layers.append(parse_layer(source, f"community layer {name!r}"))
-            except LayerFileError as error:
-                log.warning("skipping stored layer: %s", error)
-        stored = await self._alignment.custom_profiles(platform, community)
-        profiles = [
-            Profile(name=name, description=description, layers=stack)
-            for name, description, stack in stored
-        ]
-        if not layers and not profiles:
-            return self._library
-        return self._library.extended(layers, profiles, origin="this community")
 
     @property
     def floor(self) -> tuple[Bound, ...]:
         """The operator's floor layers, part of every stack."""
         return self._floor
 
+    def _current(self, platform: str, community: str, generation: int) -> bool:
+        """Whether what was derived from reads begun at ``generation`` still holds."""
+        return self._alignment.changed_at(platform, community) <= generation
+
+    async def library_for(self, platform: str, community: str) -> Library:
+        """The built-in library extended with a community's own layers and profiles."""
+        return (await self._community(platform, community)).library
+
     async def bounds_for(
         self, platform: str, community: str, library: Library | None = None
     ) -> tuple[tuple[Bound, ...], tuple[str, ...]]:
-        """The floor and the community's locks, with a warning per lock that cannot be used."""
-        if library is None:
-            library = await self.library_for(platform, community)
+        """The floor and the community's locks, with a warning per lock that cannot be used.
+
+        Args:
+            library: where to find the locked layers (default: the community's library).
+        """
+        shared = await self._community(platform, community)
+        if library is None or library is shared.library:
+            return shared.bounds, shared.warnings
+        return self._bounds(library, await self._alignment.locks(platform, community))
+
+    async def _community(self, platform: str, community: str) -> _Community:
+        generation = self._alignment.generation
+        cached = self._communities.get((platform, community))
+        if cached is not None and self._current(platform, community, cached[0]):
+            return cached[1]
+        stored = await self._alignment.community_alignment(platform, community)
+        return self._keep_community(platform, community, stored, generation)
+
+    def _keep_community(
+        self, platform: str, community: str, stored: CommunityAlignment, generation: int
+    ) -> _Community:
+        """The community's shared part, built from ``stored`` unless one is cached."""
+        cached = self._communities.get((platform, community))
+        if cached is not None and self._current(platform, community, cached[0]):
+            return cached[1]
+        library = self._extend(stored)
+        shared = _Community(library, *self._bounds(library, stored.locks))
+        self._communities[(platform, community)] = (generation, shared)
+        return shared
+
+    def _extend(self, stored: CommunityAlignment) -> Library:
+        layers: list[Layer] = []
+        for name, source in stored.layers:
+            try:
+                layers.append(parse_layer(source, f"community layer {name!r}"))
+            except LayerFileError as error:
+                log.warning("skipping stored layer: %s", error)
+        profiles = [
+            Profile(name=name, description=description, layers=stack)
+            for name, description, stack in stored.profiles
+        ]
+        if not layers and not profiles:
+            return self._library
+        return self._library.extended(layers, profiles, origin="this community")
+
+    def _bounds(
+        self, library: Library, locks: Iterable[Lock]
+    ) -> tuple[tuple[Bound, ...], tuple[str, ...]]:
         bounds = list(self._floor)
         warnings = []
-        for lock in await self._alignment.locks(platform, community):
+        for lock in locks:
             if lock.layer not in library.layers:
                 warnings.append(f"The locked layer {lock.layer!r} no longer exists; a "
                                 f"community moderator can /profile unlock {lock.layer}.")
                 continue
             bounds.append(Bound(library.layers[lock.layer], "lock", lock.by_name))
-        return tuple(bounds), tuple(warnings)
+        return (tuple(bounds) if len(bounds) > len(self._floor) else self._floor,
+                tuple(warnings))
 
     async def resolve(self, scope: Scope) -> Resolved:
-        """The alignment in effect in ``scope``; unusable bindings are skipped with a warning."""
+        """The alignment in effect in ``scope``; unusable bindings are skipped with a warning.
+
+        A place not cached costs one query: its bindings and its community's alignment.
+        """
+        key = scope.key()
         generation = self._alignment.generation
-        cached = self._resolved.get(scope.key())
-        if cached is not None and cached[0] == generation:
+        cached = self._resolved.get(key)
+        if cached is not None and self._current(scope.platform, scope.community, cached[0]):
             return cached[1]
-        resolved = await self._resolve(scope)
-        self._resolved[scope.key()] = (generation, resolved)
+        stored = await self._alignment.place_alignment(scope)
+        shared = self._keep_community(scope.platform, scope.community, stored.community,
+                                      generation)
+        resolved = self._resolve(shared, stored.bindings)
+        self._resolved[key] = (generation, resolved)
         return resolved
 
-    async def _resolve(self, scope: Scope) -> Resolved:
-        library = await self.library_for(scope.platform, scope.community)
-        bounds, lock_warnings = await self.bounds_for(scope.platform, scope.community, library)
-        bindings = await self._alignment.bindings_for(scope)
-        warnings: list[str] = list(lock_warnings)
+    def _resolve(self, shared: _Community, bindings: Mapping[Level, Binding]) -> Resolved:
+        library, bounds = shared.library, shared.bounds
+        warnings: list[str] = list(shared.warnings)
         for level in LEVEL_ORDER:
             binding = bindings.get(level)
             if binding is None:
@@ -159,18 +230,18 @@ class ProfileResolver:
         profile = library.profile(self._default)
         try:
             selected = tuple(library.stack(profile.layers))
-            plan = compose_bounded(selected, bounds)
+            stack, plan = self._plan(selected, bounds)
         except ProfileError as error:
             # The default clashes with a lock: the floor and the locks alone still bind.
             warnings.append(f"The default profile {profile.name!r} is unusable here: {error}")
             selected = ()
-            plan = compose_bounded(selected, bounds)
+            stack, plan = self._plan(selected, bounds)
         return Resolved(library, None, profile.name if selected else None,
-                        bounded_stack(selected, bounds), plan, tuple(warnings), bounds)
+                        stack, plan, tuple(warnings), bounds)
 
-    @staticmethod
     def _build(
-        library: Library, binding: Binding, bounds: tuple[Bound, ...], warnings: tuple[str, ...]
+        self, library: Library, binding: Binding, bounds: tuple[Bound, ...],
+        warnings: tuple[str, ...],
     ) -> Resolved:
         if binding.profile is not None:
             profile_name: str | None = binding.profile
@@ -178,6 +249,22 @@ class ProfileResolver:
         else:
             profile_name = None
             names = binding.layers or ()
-        selected = tuple(library.stack(names))
-        return Resolved(library, binding, profile_name, bounded_stack(selected, bounds),
-                        compose_bounded(selected, bounds), warnings, bounds)
+        stack, plan = self._plan(tuple(library.stack(names)), bounds)
+        return Resolved(library, binding, profile_name, stack, plan, warnings, bounds)
+
+    def _plan(
+        self, selected: tuple[Layer, ...], bounds: tuple[Bound, ...]
+    ) -> tuple[tuple[Layer, ...], ComposedPlan]:
+        """The bounded stack and its composed plan, shared by every place that has it.
+
+        Raises:
+            ProfileError: the bounded stack does not compose.
+        """
+        stack = bounded_stack(selected, bounds)
+        key = tuple(id(layer) for layer in stack)
+        cached = self._plans.get(key)
+        if cached is not None:
+            return cached
+        plan = compose_bounded(selected, bounds)
+        self._plans[key] = (stack, plan)
+        return stack, plan
