@@ -7,7 +7,7 @@ import pytest
 from profiles import LayerFileError, load_builtin_library
 from profiles.authoring import MAX_SOURCE_CHARS, layer_from_toml, layer_to_toml, toml_in
 from profiles.library import parse_layer
-from profiles.models import Layer
+from profiles.models import Layer, RedactRule, RefuseRule, Rules
 
 PIRATE = 'description = "Talks like a pirate"\nprompt = "Arr."\n[sampling]\ntemperature = 0.9\n'
 
@@ -60,9 +60,9 @@ def test_awkward_strings_survive_the_round_trip() -> None:
     layer = Layer(
         name="odd", description='quotes " and \\ and \x7f', version="3",
         prompt="lines\nwith ''' three quotes\tand a tab", requires=("base",),
-        rules={"grammar": 'root ::= "yes" | "no"\n', "stop": ["\nUser:"],
-               "refuse": [{"pattern": r"it's \d+", "message": "no", "exact": True}],
-               "redact": [{"pattern": r"\bsecret\b", "check": "domain"}]},
+        rules=Rules(grammar='root ::= "yes" | "no"\n', stop=("\nUser:",),
+                    refuse=(RefuseRule(pattern=r"it's \d+", message="no", exact=True),),
+                    redact=(RedactRule(pattern=r"\bsecret\b", check="domain"),)),
     )
     assert parse_layer(layer_to_toml(layer), "odd") == layer
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from profiles import Layer, compose, load_builtin_library
+from profiles import ComposedPlan, Layer, Rules, Sampling, compose, load_builtin_library
 from profiles.diff import RuleChange, diff_plans
 
 LIBRARY = load_builtin_library()
 
 
-def plan_of(*names: str):  # type: ignore[no-untyped-def]
+def plan_of(*names: str) -> ComposedPlan:
     return compose(LIBRARY.stack(names))
 
 
@@ -48,9 +48,9 @@ def test_the_other_way_round_everything_is_removed() -> None:
 
 
 def test_same_layers_in_another_order_are_reordered_and_a_moved_value_is_unchanged() -> None:
-    a = Layer(name="a", description="a", sampling={"temperature": 0.2})
-    b = Layer(name="b", description="b", sampling={"temperature": 0.9})
-    c = Layer(name="c", description="c", sampling={"temperature": 0.2})
+    a = Layer(name="a", description="a", sampling=Sampling(temperature=0.2))
+    b = Layer(name="b", description="b", sampling=Sampling(temperature=0.9))
+    c = Layer(name="c", description="c", sampling=Sampling(temperature=0.2))
     diff = diff_plans(compose([a, b]), compose([b, a]))
     assert diff.reordered and not diff.layers_added and not diff.layers_removed
     assert [change.key for change in diff.sampling] == ["temperature"]
@@ -59,8 +59,8 @@ def test_same_layers_in_another_order_are_reordered_and_a_moved_value_is_unchang
 
 
 def test_a_rule_both_have_from_different_layers_is_not_a_change() -> None:
-    one = Layer(name="one", description="x", rules={"banned": ["darn"]})
-    two = Layer(name="two", description="x", rules={"banned": ["Darn"], "stop": ["END"]})
+    one = Layer(name="one", description="x", rules=Rules(banned=("darn",)))
+    two = Layer(name="two", description="x", rules=Rules(banned=("Darn",), stop=("END",)))
     diff = diff_plans(compose([two]), compose([one]))
     assert diff.rules_added == (RuleChange("stop", "END", "two"),)
     assert diff.rules_removed == ()
