@@ -5,6 +5,13 @@
   committed with ``synchronous=FULL``, so they survive a power loss.
 - `ConversationStore` (``conversation``): conversation memory and reply modes; memory
   commits with ``synchronous=NORMAL`` (no fsync per message).
+- `SummaryStore` (``summaries``): remembered turns with their authors, and the summary of
+  the turns folded away.
+- `MemberStore` (``members``): the personal layers moderators allow and members pick.
+- `UsageStore` (``usage``): tokens generated per member and community, and the daily
+  budgets communities set.
+- `VersionStore` (``versions``): every version of each place's alignment and of community
+  layers and profiles; rolling back to one.
 """
 
 from __future__ import annotations
@@ -16,8 +23,12 @@ from pathlib import Path
 from bot.store.alignment import AlignmentStore
 from bot.store.connection import BUSY_TIMEOUT, Database
 from bot.store.conversation import ConversationStore
+from bot.store.members import MemberStore
 from bot.store.models import Actor, AuditEntry, Binding, Level, Lock, Place
 from bot.store.moves import move_community
+from bot.store.summaries import SummaryStore
+from bot.store.usage import UsageStore
+from bot.store.versions import VersionStore
 
 __all__ = [
     "Actor",
@@ -28,8 +39,12 @@ __all__ = [
     "Database",
     "Level",
     "Lock",
+    "MemberStore",
     "Place",
     "Store",
+    "SummaryStore",
+    "UsageStore",
+    "VersionStore",
 ]
 
 
@@ -40,6 +55,10 @@ class Store:
         database: the connection, its migrations and its write lock.
         alignment: bindings, community layers and profiles, the audit log.
         conversations: conversation memory and reply modes.
+        summaries: remembered turns with authors, and summaries of older turns.
+        members: personal layers, allowed and picked.
+        usage: tokens generated, and communities' daily budgets.
+        versions: the history of alignment changes, and rolling back to a version.
     """
 
     def __init__(
@@ -50,6 +69,10 @@ class Store:
         self.database = Database(path, busy_timeout)
         self.alignment = AlignmentStore(self.database, clock)
         self.conversations = ConversationStore(self.database, clock)
+        self.summaries = SummaryStore(self.database, self.conversations, clock)
+        self.members = MemberStore(self.database, clock)
+        self.usage = UsageStore(self.database, clock)
+        self.versions = VersionStore(self.database, self.alignment, clock)
 
     async def open(self) -> None:
         """Open the database, creating or migrating its schema.

@@ -72,6 +72,37 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX audit_place ON audit (platform, community, id);
     """,
+    # 4: who said each remembered message, summaries of older turns, personal layers
+    # (what moderators allow, what members pick), token budgets and what was generated.
+    """
+    ALTER TABLE history ADD COLUMN author TEXT;
+    CREATE TABLE summaries (
+        scope TEXT PRIMARY KEY, text TEXT NOT NULL, turns INTEGER NOT NULL, at REAL NOT NULL
+    );
+    CREATE TABLE personal_allowed (
+        platform TEXT NOT NULL, community TEXT NOT NULL,
+        channel TEXT NOT NULL DEFAULT '', thread TEXT NOT NULL DEFAULT '',
+        layer TEXT NOT NULL, allowed_by TEXT NOT NULL, allowed_at REAL NOT NULL,
+        PRIMARY KEY (platform, community, channel, thread, layer)
+    );
+    CREATE TABLE personal_layers (
+        platform TEXT NOT NULL, community TEXT NOT NULL, user_id TEXT NOT NULL,
+        layers TEXT NOT NULL, set_at REAL NOT NULL,
+        PRIMARY KEY (platform, community, user_id)
+    );
+    CREATE TABLE budgets (
+        platform TEXT NOT NULL, community TEXT NOT NULL, kind TEXT NOT NULL,
+        tokens INTEGER NOT NULL, set_by TEXT NOT NULL, set_at REAL NOT NULL,
+        PRIMARY KEY (platform, community, kind)
+    );
+    CREATE TABLE token_usage (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        platform TEXT NOT NULL, community TEXT NOT NULL, user_id TEXT NOT NULL,
+        at REAL NOT NULL, tokens INTEGER NOT NULL
+    );
+    CREATE INDEX token_usage_community ON token_usage (platform, community, at);
+    CREATE INDEX token_usage_user ON token_usage (platform, user_id, at);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 BUSY_TIMEOUT = 5.0

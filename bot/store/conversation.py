@@ -58,10 +58,12 @@ class ConversationStore:
         await self.append_exchange(scope, [(role, content)], keep)
 
     async def append_exchange(
-        self, scope: Scope, entries: Sequence[tuple[str, str]], keep: int
+        self, scope: Scope, entries: Sequence[tuple[str, str]], keep: int,
+        authors: Sequence[str | None] = (),
     ) -> None:
         """Add ``(role, content)`` messages to a channel's memory, atomically.
 
+        ``authors`` names who wrote each message (None for the bot's own), where known.
         The table keeps at most ``keep + HISTORY_TRIM_SLACK`` rows per channel: trimming
         runs every few messages, not on every one, and readers take the newest ``keep``.
         """
@@ -69,12 +71,14 @@ class ConversationStore:
             return
         key = scope.key()
         now = self._clock()
-        values = [v for role, content in entries for v in (key, role, content, now)]
-        rows = ", ".join(["(?, ?, ?, ?)"] * len(entries))
+        names = list(authors) + [None] * (len(entries) - len(authors))
+        values = [v for (role, content), author in zip(entries, names, strict=False)
+                  for v in (key, role, content, now, author)]
+        rows = ", ".join(["(?, ?, ?, ?, ?)"] * len(entries))
         async with self._database.locked(durable=False) as db:
             # One statement is its own atomic transaction: one round trip per exchange.
             await db.execute(
-                f"INSERT INTO history (scope, role, content, at) VALUES {rows}", values
+                f"INSERT INTO history (scope, role, content, at, author) VALUES {rows}", values
             )
             memory = self._memory.get(key)
             if memory is not None:
@@ -124,7 +128,9 @@ class ConversationStore:
             self._memory.pop(key, None)
             self._stored[key] = 0
             cursor = await db.execute("DELETE FROM history WHERE scope=?", (key,))
-            return cursor.rowcount
+            removed = cursor.rowcount
+            await db.execute("DELETE FROM summaries WHERE scope=?", (key,))  # bot.store.summaries
+            return removed
 
     # -- reply mode -------------------------------------------------------------------
 

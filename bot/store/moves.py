@@ -9,11 +9,12 @@ from bot.store.connection import Database
 from bot.store.conversation import ConversationStore
 from bot.store.models import Actor
 
-COMMUNITY_TABLES = ("bindings", "custom_layers", "custom_profiles", "locks", "audit")
+COMMUNITY_TABLES = ("bindings", "custom_layers", "custom_profiles", "locks", "audit",
+                    "personal_allowed", "personal_layers", "budgets", "token_usage")
 """Tables keyed by (platform, community, ...)."""
-CHANNEL_TABLES = ("bindings", "audit")
+CHANNEL_TABLES = ("bindings", "audit", "personal_allowed")
 """Of those, the tables whose rows also name a channel (a Telegram group is its own)."""
-SCOPE_TABLES = ("history", "channel_settings")
+SCOPE_TABLES = ("history", "channel_settings", "summaries")
 """Tables keyed by a place's ``Scope.key()`` string."""
 
 

@@ -1,0 +1,104 @@
+"""Each place's remembered turns with their authors, and the summary of older turns.
+
+When a conversation outgrows the context window, its oldest turns are folded into the
+place's summary: the summary is replaced and those turns deleted in one transaction, so
+a turn is either remembered word for word or in the summary, never lost half-way.
+``/forget`` clears both (``ConversationStore.clear_history``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from bot.messages import Scope
+from bot.store.connection import Database
+from bot.store.conversation import ConversationStore
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One remembered message: its row, role, text and (for people) who wrote it."""
+
+    id: int
+    role: str
+    content: str
+    author: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """What the summary of a place's older turns says, and how many turns it covers."""
+
+    text: str
+    turns: int
+    at: float
+
+
+class SummaryStore:
+    """Remembered turns with authors, and summaries of the turns folded away."""
+
+    def __init__(self, database: Database, conversations: ConversationStore,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._database = database
+        self._conversations = conversations
+        self._clock = clock
+
+    async def recent(self, scope: Scope, limit: int) -> list[Turn]:
+        """The latest ``limit`` turns of a place, oldest first, with their authors."""
+        if limit <= 0:
+            return []
+        async with self._database.db.execute(
+            "SELECT id, role, content, author FROM (SELECT id, role, content, author "
+            "FROM history WHERE scope=? ORDER BY id DESC LIMIT ?) ORDER BY id",
+            (scope.key(), limit),
+        ) as cursor:
+            return [Turn(int(row[0]), str(row[1]), str(row[2]),
+                         None if row[3] is None else str(row[3]))
+                    for row in await cursor.fetchall()]
+
+    async def count(self, scope: Scope) -> int:
+        """How many turns a place remembers word for word."""
+        async with self._database.db.execute(
+            "SELECT COUNT(*) FROM history WHERE scope=?", (scope.key(),)
+        ) as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    async def summary(self, scope: Scope) -> Summary | None:
+        """The summary of a place's older turns, if there is one."""
+        async with self._database.db.execute(
+            "SELECT text, turns, at FROM summaries WHERE scope=?", (scope.key(),)
+        ) as cursor:
+            row = await cursor.fetchone()
+        return Summary(str(row[0]), int(row[1]), float(row[2])) if row else None
+
+    async def fold(self, scope: Scope, text: str, turns: Sequence[Turn]) -> bool:
+        """Replace the summary with ``text``, which now also covers ``turns``, and delete them.
+
+        Returns False (and changes nothing) when one of the turns is gone already: the
+        place was forgotten, or folded by someone else, while the summary was written.
+        """
+        if not turns:
+            return False
+        key = scope.key()
+        ids = [turn.id for turn in turns]
+        marks = ", ".join("?" * len(ids))
+        async with self._database.transaction(durable=False) as db:
+            async with db.execute(
+                f"SELECT COUNT(*) FROM history WHERE scope=? AND id IN ({marks})", (key, *ids)
+            ) as cursor:
+                row = await cursor.fetchone()
+            if not row or int(row[0]) != len(ids):
+                return False
+            async with db.execute("SELECT turns FROM summaries WHERE scope=?", (key,)) as cursor:
+                old = await cursor.fetchone()
+            covered = (int(old[0]) if old else 0) + len(ids)
+            await db.execute(f"DELETE FROM history WHERE scope=? AND id IN ({marks})",
+                             (key, *ids))
+            await db.execute("INSERT OR REPLACE INTO summaries VALUES (?, ?, ?, ?)",
+                             (key, text, covered, self._clock()))
+            # The conversation store serves memory from RAM: it must read again.
+            self._conversations.forget_cached(key)
+        return True
