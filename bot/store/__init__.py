@@ -10,6 +10,8 @@
 - `MemberStore` (``members``): the personal layers moderators allow and members pick.
 - `UsageStore` (``usage``): tokens generated per member and community, and the daily
   budgets communities set.
+- `VersionStore` (``versions``): every version of each place's alignment and of community
+  layers and profiles; rolling back to one.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from bot.store.models import Actor, AuditEntry, Binding, Level, Lock, Place
 from bot.store.moves import move_community
 from bot.store.summaries import SummaryStore
 from bot.store.usage import UsageStore
+from bot.store.versions import VersionStore
 
 __all__ = [
     "Actor",
@@ -41,6 +44,7 @@ __all__ = [
     "Store",
     "SummaryStore",
     "UsageStore",
+    "VersionStore",
 ]
 
 
@@ -54,6 +58,7 @@ class Store:
         summaries: remembered turns with authors, and summaries of older turns.
         members: personal layers, allowed and picked.
         usage: tokens generated, and communities' daily budgets.
+        versions: the history of alignment changes, and rolling back to a version.
     """
 
     def __init__(
@@ -67,6 +72,7 @@ class Store:
         self.summaries = SummaryStore(self.database, self.conversations, clock)
         self.members = MemberStore(self.database, clock)
         self.usage = UsageStore(self.database, clock)
+        self.versions = VersionStore(self.database, self.alignment, clock)
 
     async def open(self) -> None:
         """Open the database, creating or migrating its schema.

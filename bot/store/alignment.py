@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import aiosqlite
@@ -30,6 +30,11 @@ from bot.store.models import (
     Lock,
     Place,
     PlaceAlignment,
+)
+from bot.store.version_log import (
+    record_layer_version,
+    record_place_version,
+    record_profile_version,
 )
 
 CHANGES_KEPT = 16_384
@@ -180,6 +185,12 @@ class AlignmentStore:
             # derived from the data before it.
             self.mark_changed(platform, community)
 
+    def write(self, platform: str, community: str
+              ) -> AbstractAsyncContextManager[aiosqlite.Connection]:
+        """A durable write transaction of a community's alignment, for the store's other
+        parts (`bot.store.versions`): readers see the change like any other."""
+        return self._write(platform, community)
+
     # -- a place's whole alignment --------------------------------------------------
 
     async def place_alignment(self, scope: Scope) -> PlaceAlignment:
@@ -246,6 +257,7 @@ class AlignmentStore:
                 db, now, place, actor, f"bind {level}",
                 old.describe() if old else None, new.describe() if new else None,
             )
+            await record_place_version(db, now, place, actor, "set" if new else "reset")
         return old
 
     # -- community layers and profiles -----------------------------------------------
@@ -263,6 +275,8 @@ class AlignmentStore:
             await record_audit(
                 db, now, (platform, community, "", ""), actor, "define layer", None, name
             )
+            await record_layer_version(db, now, platform, community, name, source, actor,
+                                       "define")
 
     async def custom_layers(self, platform: str, community: str) -> list[tuple[str, str]]:
         """A community's own layers as (name, TOML source)."""
@@ -293,6 +307,8 @@ class AlignmentStore:
                 db, now, (platform, community, "", ""), actor, "define profile", None,
                 f"{name}: {', '.join(layers)}",
             )
+            await record_profile_version(db, now, platform, community, name, description,
+                                         layers, actor, "define")
 
     async def custom_profiles(
         self, platform: str, community: str
@@ -356,6 +372,8 @@ class AlignmentStore:
                     None if locking else ", ".join(changed),
                     ", ".join(changed) if locking else None,
                 )
+                await record_place_version(db, now, place, actor,
+                                           "lock" if locking else "unlock")
         return changed
 
     # -- audit log -------------------------------------------------------------------

@@ -103,6 +103,57 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX token_usage_community ON token_usage (platform, community, at);
     CREATE INDEX token_usage_user ON token_usage (platform, user_id, at);
     """,
+    # 5: versions of each place's alignment, of community layers and of community
+    # profiles (for history and rollback); what exists now becomes each one's version 1.
+    """
+    CREATE TABLE place_versions (
+        platform TEXT NOT NULL, community TEXT NOT NULL,
+        channel TEXT NOT NULL, thread TEXT NOT NULL, number INTEGER NOT NULL,
+        actor_id TEXT NOT NULL, actor_name TEXT NOT NULL, at REAL NOT NULL,
+        action TEXT NOT NULL, profile TEXT, layers TEXT, locks TEXT,
+        PRIMARY KEY (platform, community, channel, thread, number)
+    );
+    CREATE TABLE layer_versions (
+        platform TEXT NOT NULL, community TEXT NOT NULL, name TEXT NOT NULL,
+        number INTEGER NOT NULL, actor_id TEXT NOT NULL, actor_name TEXT NOT NULL,
+        at REAL NOT NULL, action TEXT NOT NULL, source TEXT,
+        PRIMARY KEY (platform, community, name, number)
+    );
+    CREATE TABLE profile_versions (
+        platform TEXT NOT NULL, community TEXT NOT NULL, name TEXT NOT NULL,
+        number INTEGER NOT NULL, actor_id TEXT NOT NULL, actor_name TEXT NOT NULL,
+        at REAL NOT NULL, action TEXT NOT NULL, description TEXT NOT NULL,
+        layers TEXT NOT NULL,
+        PRIMARY KEY (platform, community, name, number)
+    );
+    INSERT INTO place_versions
+    SELECT b.platform, b.community, b.channel, b.thread, 1, b.set_by,
+        COALESCE((SELECT a.actor_name FROM audit a WHERE a.platform = b.platform
+                  AND a.community = b.community AND a.actor_id = b.set_by
+                  ORDER BY a.id DESC LIMIT 1), b.set_by),
+        b.set_at, 'set before history was kept', b.profile, b.layers,
+        CASE WHEN b.channel = '' THEN (
+            SELECT json_group_array(layer) FROM (
+                SELECT l.layer FROM locks l WHERE l.platform = b.platform
+                AND l.community = b.community ORDER BY l.locked_at, l.layer)) END
+    FROM bindings b;
+    INSERT INTO place_versions
+    SELECT l.platform, l.community, '', '', 1, MAX(l.locked_by_id), MAX(l.locked_by),
+        MAX(l.locked_at), 'set before history was kept', NULL, NULL,
+        (SELECT json_group_array(layer) FROM (
+            SELECT k.layer FROM locks k WHERE k.platform = l.platform
+            AND k.community = l.community ORDER BY k.locked_at, k.layer))
+    FROM locks l
+    WHERE NOT EXISTS (SELECT 1 FROM bindings b WHERE b.platform = l.platform
+                      AND b.community = l.community AND b.channel = '')
+    GROUP BY l.platform, l.community;
+    INSERT INTO layer_versions
+    SELECT platform, community, name, 1, created_by, created_by, created_at,
+        'defined before history was kept', source FROM custom_layers;
+    INSERT INTO profile_versions
+    SELECT platform, community, name, 1, created_by, created_by, created_at,
+        'defined before history was kept', description, layers FROM custom_profiles;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 BUSY_TIMEOUT = 5.0

@@ -10,9 +10,10 @@ from bot.store.conversation import ConversationStore
 from bot.store.models import Actor
 
 COMMUNITY_TABLES = ("bindings", "custom_layers", "custom_profiles", "locks", "audit",
-                    "personal_allowed", "personal_layers", "budgets", "token_usage")
+                    "personal_allowed", "personal_layers", "budgets", "token_usage",
+                    "place_versions", "layer_versions", "profile_versions")
 """Tables keyed by (platform, community, ...)."""
-CHANNEL_TABLES = ("bindings", "audit", "personal_allowed")
+CHANNEL_TABLES = ("bindings", "audit", "personal_allowed", "place_versions")
 """Of those, the tables whose rows also name a channel (a Telegram group is its own)."""
 SCOPE_TABLES = ("history", "channel_settings", "summaries")
 """Tables keyed by a place's ``Scope.key()`` string."""
