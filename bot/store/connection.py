@@ -154,6 +154,14 @@ MIGRATIONS: tuple[str, ...] = (
     SELECT platform, community, name, 1, created_by, created_by, created_at,
         'defined before history was kept', description, layers FROM custom_profiles;
     """,
+    # 6: a community's own settings (what a failing probe does to a profile switch).
+    """
+    CREATE TABLE community_settings (
+        platform TEXT NOT NULL, community TEXT NOT NULL, name TEXT NOT NULL,
+        value TEXT NOT NULL, set_by TEXT NOT NULL, set_at REAL NOT NULL,
+        PRIMARY KEY (platform, community, name)
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 BUSY_TIMEOUT = 5.0

@@ -11,7 +11,8 @@ from bot.store.models import Actor
 
 COMMUNITY_TABLES = ("bindings", "custom_layers", "custom_profiles", "locks", "audit",
                     "personal_allowed", "personal_layers", "budgets", "token_usage",
-                    "place_versions", "layer_versions", "profile_versions")
+                    "place_versions", "layer_versions", "profile_versions",
+                    "community_settings")
 """Tables keyed by (platform, community, ...)."""
 CHANNEL_TABLES = ("bindings", "audit", "personal_allowed", "place_versions")
 """Of those, the tables whose rows also name a channel (a Telegram group is its own)."""
