@@ -23,6 +23,7 @@ Console: type a message to talk to cabot in the current channel.
   :thread NAME    talk in a thread of this channel (:thread off to leave it)
   :mod on|off     act as a moderator or not
   :who NAME       change your name
+  :group on|off   a group channel (cabot tells the model who said what) or a direct chat
   :quit           leave
 Commands: /help lists cabot's commands, e.g. /profile show, /profile explain, /profile use kids."""
 
@@ -51,6 +52,8 @@ class ConsoleAdapter:
         self.thread: str | None = None
         self.moderator = moderator
         self.author = author
+        self.group = False
+        """A group channel: cabot names each speaker to the model (``:group on``)."""
         self._settle = settle
         self._bare = bare
         self._notices = notices
@@ -119,7 +122,8 @@ class ConsoleAdapter:
             author_id=self.author,
             author_name=self.author,
             text=text,
-            is_direct=True,
+            is_direct=not self.group,
+            mentions_bot=True,
             moderates_channel=self.moderator,
             moderates_community=self.moderator,
         )
@@ -147,6 +151,9 @@ class ConsoleAdapter:
         elif word == "who" and arg:
             self.author = arg
             self._write(f"(you are now {arg})\n")
+        elif word == "group" and arg in ("on", "off"):
+            self.group = arg == "on"
+            self._write(f"(a {'group channel' if self.group else 'direct chat'})\n")
         else:
             self._write(CONSOLE_HELP + "\n")
         return True

@@ -7,8 +7,10 @@ from collections.abc import Sequence
 
 from bot.adapter import Adapter
 from bot.backends.base import Backend
+from bot.budgets import Budgets, DailyLimits
 from bot.errors import ConfigError, ProfileError
 from bot.flood import FloodGuard
+from bot.personal import PersonalLayers
 from bot.queue import InferenceQueue
 from bot.resolution import ProfileResolver
 from bot.router import ChatLimits, Router
@@ -120,6 +122,9 @@ class App:
             self.store.alignment, self.library, settings.default_profile,
             floor=settings.floor_layers,
         )
+        self.resolver.personal = PersonalLayers(self.store.members)
+        self.budgets = Budgets(self.store.usage, DailyLimits(
+            settings.user_daily_tokens, settings.community_daily_tokens))
         self.router = Router(
             self.store,
             self.resolver,
@@ -127,6 +132,7 @@ class App:
             self.backend,
             ChatLimits(settings.n_ctx, settings.reply_tokens, settings.history_messages),
             flood=FloodGuard(settings.flood_messages, settings.user_rate_window),
+            budgets=self.budgets,
         )
         self.adapters: list[Adapter] = []
         self._started: list[str] = []

@@ -75,6 +75,10 @@ class IncomingMessage(BaseModel):
     is_direct: bool = False
     mentions_bot: bool = False
     replies_to_bot: bool = False
+    reply_to_text: str | None = None
+    """The text of the earlier message this one answers, if it answers one (as context)."""
+    reply_to_author: str | None = None
+    """Who wrote that earlier message: their display name."""
     moderates_channel: bool = False
     moderates_community: bool = False
     command: Command | None = None

@@ -8,6 +8,10 @@ another member of the same channel by at most one job. A channel runs one job at
 so its replies are generated, and remembered, one after another. Time
 comes from an injected ``clock`` and ``sleep`` (rate limits and job timeouts alike), so
 tests need no wall-clock waits.
+
+Background jobs (``priority="low"``: summaries of long conversations) wait apart, first
+come first served, and start only when no normal job is waiting at all; they take no part
+in the rate limits, the bounds or the positions of normal jobs.
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ from bot.errors import (
 
 log = logging.getLogger(__name__)
 
+Priority = Literal["normal", "low"]
+"""``low``: a background job, started only when no normal job waits."""
+
 SERVED_USERS = 65_536
 """(channel, user) pairs whose last service is remembered for fairness inside a channel."""
 
@@ -55,11 +62,13 @@ class Job:
 
     _ids = itertools.count(1)
 
-    def __init__(self, request: GenerationRequest, channel: str, user: str) -> None:
+    def __init__(self, request: GenerationRequest, channel: str, user: str,
+                 priority: Priority = "normal") -> None:
         self.id = next(self._ids)
         self.request = request
         self.channel = channel
         self.user = user
+        self.priority = priority
         self.started = False
         self.finished = False
         self._events: asyncio.Queue[JobEvent] = asyncio.Queue()
@@ -118,6 +127,7 @@ class InferenceQueue:
         self._clock = clock
         self._sleep = sleep
         self._pending: dict[str, deque[Job]] = {}
+        self._background: deque[Job] = deque()
         self._last_served: dict[str, int] = {}
         self._user_served: LRUCache[tuple[str, str], int] = LRUCache(SERVED_USERS)
         self._serial = itertools.count()
@@ -147,6 +157,9 @@ class InferenceQueue:
             for job in jobs:
                 job._emit(JobEvent("error", error=JobCancelledError("cabot is shutting down.")))
         self._pending.clear()
+        for job in self._background:
+            job._emit(JobEvent("error", error=JobCancelledError("cabot is shutting down.")))
+        self._background.clear()
         for job, task in list(self._running.items()):
             job._emit(JobEvent("error", error=JobCancelledError(
                 "cabot is shutting down; the reply was stopped.")))
@@ -158,13 +171,16 @@ class InferenceQueue:
             await asyncio.gather(self._scheduler, return_exceptions=True)
             self._scheduler = None
 
-    def submit(self, request: GenerationRequest, channel: str, user: str) -> Job:
-        """Queue a job.
+    def submit(self, request: GenerationRequest, channel: str, user: str,
+               priority: Priority = "normal") -> Job:
+        """Queue a job (``priority="low"``: in the background, see the module docstring).
 
         Raises:
             RateLimitedError: ``user`` sent too many requests recently.
             QueueFullError: the queue, or this channel's share of it, is full.
         """
+        if priority == "low":
+            return self._submit_background(request, channel, user)
         now = self._clock()
         times = self._user_times.setdefault(user, deque())
         while times and now - times[0] >= self._user_window:
@@ -190,6 +206,15 @@ class InferenceQueue:
         job._queue = self
         self._pending.setdefault(channel, deque()).append(job)
         self._publish_positions()
+        self._wake.set()
+        return job
+
+    def _submit_background(self, request: GenerationRequest, channel: str, user: str) -> Job:
+        if len(self._background) >= self._max_pending:
+            raise QueueFullError("Too many background jobs are waiting; try again later.")
+        job = Job(request, channel, user, "low")
+        job._queue = self
+        self._background.append(job)
         self._wake.set()
         return job
 
@@ -243,9 +268,13 @@ class InferenceQueue:
         return {job.channel for job in self._running}
 
     def _next_job(self) -> Job | None:
-        """The next job to start: round-robin order, one running job per channel."""
+        """The next job to start: round-robin order, one running job per channel; a
+        background job only when no normal job waits."""
         busy = self._busy_channels()
-        return next((job for job in self._order() if job.channel not in busy), None)
+        job = next((job for job in self._order() if job.channel not in busy), None)
+        if job is not None or self._pending:
+            return job
+        return next((job for job in self._background if job.channel not in busy), None)
 
     def _free_slots(self) -> int:
         return max(0, self._backend.max_parallel - len(self._running))
@@ -255,12 +284,15 @@ class InferenceQueue:
             await self._wake.wait()
             self._wake.clear()
             while self._free_slots() and (job := self._next_job()) is not None:
-                queue = self._pending[job.channel]
-                queue.remove(job)
-                if not queue:
-                    del self._pending[job.channel]
-                self._last_served[job.channel] = next(self._serial)
-                self._user_served[(job.channel, job.user)] = self._last_served[job.channel]
+                if job.priority == "low":
+                    self._background.remove(job)
+                else:
+                    queue = self._pending[job.channel]
+                    queue.remove(job)
+                    if not queue:
+                        del self._pending[job.channel]
+                    self._last_served[job.channel] = next(self._serial)
+                    self._user_served[(job.channel, job.user)] = self._last_served[job.channel]
                 job.started = True
                 task = asyncio.create_task(self._run(job), name=f"job-{job.id}")
                 self._running[job] = task
@@ -301,6 +333,10 @@ class InferenceQueue:
             )))
 
     def _cancel(self, job: Job) -> None:
+        if job in self._background:
+            self._background.remove(job)
+            job._emit(JobEvent("error", error=JobCancelledError("The request was cancelled.")))
+            return
         queue = self._pending.get(job.channel)
         if queue is not None and job in queue:
             queue.remove(job)

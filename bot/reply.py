@@ -19,9 +19,11 @@ from dataclasses import dataclass, replace
 
 from bot.adapter import Adapter
 from bot.backends.base import SAMPLING_DEFAULTS, Backend, ChatMessage, GenerationRequest
+from bot.budgets import Budgets
 from bot.errors import CabotError, InferenceError, StoreError
 from bot.filters import OutputFilter, refusal_for
 from bot.flood import FloodGuard
+from bot.group_chat import Conversation, conversation_for
 from bot.lore import post_history_cost, system_prompt_for, with_post_history
 from bot.messages import IncomingMessage
 from bot.prompt_fit import FittedPrompt, PromptBudget, fit_prompt
@@ -29,6 +31,7 @@ from bot.queue import InferenceQueue, Job
 from bot.resolution import ProfileResolver
 from bot.store import Store
 from bot.streaming import ReplyStreamer
+from bot.summaries import Summariser
 from bot.why import ReplyReports, refusal_report, reply_report
 from profiles import ComposedPlan
 
@@ -79,6 +82,8 @@ class PreparedReply:
     plan: ComposedPlan
     fitted: FittedPrompt
     request: GenerationRequest
+    conversation: Conversation | None = None
+    """The conversation as the model reads it (names in group chats; bot.group_chat)."""
 
     @property
     def length_cap(self) -> int | None:
@@ -147,6 +152,7 @@ class ChatReplier:
         clock: Callable[[], float] = time.monotonic,
         flood: FloodGuard | None = None,
         reports: ReplyReports | None = None,
+        budgets: Budgets | None = None,
     ) -> None:
         self._store = store
         self._resolver = resolver
@@ -157,6 +163,11 @@ class ChatReplier:
         self._clock = clock
         self._flood = flood
         self.reports = reports if reports is not None else ReplyReports()
+        self.budgets = budgets
+        """Daily token budgets, checked before a reply and counted after it."""
+        self.summaries = Summariser(store, queue, backend.count_tokens, limits.n_ctx,
+                                    limits.history_messages, budgets)
+        """Summarises older turns when a conversation outgrows the context window."""
         self._active: Counter[tuple[str, str]] = Counter()
         """Replies in progress per (place, user): a user with one already is not told
         their next request's queue position again."""
@@ -164,6 +175,12 @@ class ChatReplier:
     async def reply(self, adapter: Adapter, message: IncomingMessage) -> ReplyStats:
         """Answer ``message`` with a streamed reply; returns what happened."""
         stats = ReplyStats(received_at=self._clock())
+        if self.budgets is not None:
+            verdict = await self.budgets.check(message)
+            if not verdict.allowed:  # told once per window (bot.budgets), then quiet
+                if verdict.notice is not None:
+                    await self._say(adapter, message, verdict.notice, True)
+                return stats
         prepared = await self.prepare(adapter, message)
         if prepared is None:
             return stats
@@ -188,6 +205,7 @@ class ChatReplier:
             self._active[place] -= 1
             if not self._active[place]:
                 del self._active[place]
+        await self._count(message, stats.pieces)
         await self.remember(message, prepared, visible)
         return stats
 
@@ -196,7 +214,7 @@ class ChatReplier:
         """The request for ``message``; None when it was answered already (refused, error)."""
         scope = message.scope
         try:
-            resolved = await self._resolver.resolve(scope)
+            resolved = await self._resolver.resolve(scope, member=message.author_id)
         except CabotError as error:
             await self._say(adapter, message, str(error), False)
             return None
@@ -211,18 +229,22 @@ class ChatReplier:
             return None
         reply_tokens = int(plan.sampling_values().get("max_tokens", self._limits.reply_tokens))
         budget = PromptBudget(self._limits.n_ctx, min(reply_tokens, self._limits.n_ctx // 2))
-        history = await self._store.conversations.history(scope, self._limits.history_messages)
+        conversation = await conversation_for(self._store, message,
+                                              self._limits.history_messages)
+        history = conversation.history
         count = self._backend.count_tokens
         # Lorebook entries join when their keys come up; post-history instructions follow
         # the conversation (bot.lore).
-        system = system_prompt_for(plan, [*(text for _, text in history), message.text], count)
+        system = conversation.system(
+            system_prompt_for(plan, [*(text for _, text in history), message.text], count))
         budget = replace(budget, margin=budget.margin + post_history_cost(plan, count))
-        fitted = fit_prompt(system, history, message.text, budget, count)
+        fitted = fit_prompt(system, history, conversation.user_text, budget, count)
+        self.summaries.schedule(message, plan, fitted.dropped)
         if fitted.notice:
             await self._say(adapter, message, fitted.notice, True)
         request = build_request(plan, with_post_history(fitted.messages, plan),
                                 budget.reply_tokens, scope.key())
-        return PreparedReply(plan, fitted, request)
+        return PreparedReply(plan, fitted, request, conversation)
 
     async def stream(
         self,
@@ -286,14 +308,28 @@ class ChatReplier:
         """Store the exchange in the channel's memory (nothing when no text was shown)."""
         if not text:
             return
+        said = prepared.fitted.user_text
+        if prepared.conversation is not None:
+            said = prepared.conversation.said(message, said)
         try:
             await self._store.conversations.append_exchange(
                 message.scope,
-                [("user", prepared.fitted.user_text), ("assistant", text)],
+                [("user", said), ("assistant", text)],
                 self._limits.history_messages,
+                authors=(message.author_name, None),
             )
         except StoreError as error:  # the reply is shown; only its memory is missing
             log.warning("could not remember an exchange in %s: %s",
+                        message.scope.describe(), error)
+
+    async def _count(self, message: IncomingMessage, pieces: int) -> None:
+        """Count what the model generated for ``message`` against its budgets."""
+        if self.budgets is None or not pieces:
+            return
+        try:
+            await self.budgets.record(message, pieces)
+        except StoreError as error:  # the reply is shown; only its count is missing
+            log.warning("could not count a reply's tokens in %s: %s",
                         message.scope.describe(), error)
 
     async def _keep_typing(

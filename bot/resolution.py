@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from cachetools import LRUCache
 
@@ -15,6 +16,9 @@ from bot.store.models import CommunityAlignment
 from profiles import ComposedPlan, Layer, Library, Profile
 from profiles.bounds import Bound, bounded_stack, compose_bounded
 from profiles.library import parse_layer
+
+if TYPE_CHECKING:
+    from bot.personal import PersonalLayers
 
 log = logging.getLogger(__name__)
 
@@ -199,11 +203,19 @@ class ProfileResolver:
         return (tuple(bounds) if len(bounds) > len(self._floor) else self._floor,
                 tuple(warnings))
 
-    async def resolve(self, scope: Scope) -> Resolved:
+    personal: PersonalLayers | None = None
+    """Composes a member's personal layers on top (``bot.personal``); set by the app."""
+
+    async def resolve(self, scope: Scope, member: str | None = None) -> Resolved:
         """The alignment in effect in ``scope``; unusable bindings are skipped with a warning.
+
+        With ``member`` (an author id), that member's personal layers allowed here are on
+        top, for their replies only.
 
         A place not cached costs one query: its bindings and its community's alignment.
         """
+        if member is not None and self.personal is not None:
+            return await self.personal.apply(await self.resolve(scope), scope, member)
         key = scope.key()
         generation = self._alignment.generation
         cached = self._resolved.get(key)

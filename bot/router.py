@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from bot.adapter import Adapter, MessageSink
 from bot.backends.base import Backend
+from bot.budgets import Budgets
 from bot.commands import CommandReply, CommandRunner
 from bot.errors import AdapterError
 from bot.flood import FloodGuard
@@ -18,6 +19,7 @@ from bot.reply import ChatLimits, ChatReplier, ReplyStats, user_key
 from bot.resolution import ProfileResolver
 from bot.splitting import split_message
 from bot.store import Actor, Store
+from bot.summaries import Summariser
 from bot.why import ReplyReports
 
 log = logging.getLogger(__name__)
@@ -40,17 +42,19 @@ class Router:
         limits: ChatLimits,
         clock: Callable[[], float] = time.monotonic,
         flood: FloodGuard | None = None,
+        budgets: Budgets | None = None,
     ) -> None:
         self._store = store
         self._flood = flood
         reports = ReplyReports()
         self.commands = CommandRunner(store, resolver, enforces=backend.enforces,
-                                      reports=reports)
+                                      reports=reports, budgets=budgets)
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
         self._observers: list[ReplyObserver] = []
         self._replier = ChatReplier(
-            store, resolver, queue, backend, limits, self._notice, clock, flood, reports
+            store, resolver, queue, backend, limits, self._notice, clock, flood, reports,
+            budgets,
         )
 
     def observe(self, observer: ReplyObserver) -> Callable[[], None]:
@@ -76,6 +80,11 @@ class Router:
         return sink
 
     @property
+    def summaries(self) -> Summariser:
+        """Writes the summaries of conversations that outgrew the context window."""
+        return self._replier.summaries
+
+    @property
     def in_progress(self) -> int:
         """Messages being handled right now."""
         return len(self._tasks)
@@ -96,10 +105,11 @@ class Router:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def stop(self) -> None:
-        """Cancel messages still being handled."""
+        """Cancel messages still being handled (and summaries being written)."""
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._replier.summaries.stop()
 
     async def _guarded(self, adapter: Adapter, message: IncomingMessage) -> None:
         try:

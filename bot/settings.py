@@ -118,6 +118,16 @@ class Settings(BaseSettings):
         "(inside Docker's default 10 s stop timeout).",
     )
     history_messages: int = Field(default=40, ge=0, description="Messages kept per channel.")
+    user_daily_tokens: int = Field(
+        default=0, ge=0,
+        description="Tokens the model may generate for one person per 24 hours, across the "
+        "communities of a platform (0: unlimited); communities may set less with /budget.",
+    )
+    community_daily_tokens: int = Field(
+        default=0, ge=0,
+        description="Tokens the model may generate per community per 24 hours (0: "
+        "unlimited); communities may set less with /budget.",
+    )
 
     log_level: str = "INFO"
 

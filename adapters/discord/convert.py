@@ -114,11 +114,21 @@ def replies_to_bot(message: discord.Message, bot_id: int) -> bool:
     return isinstance(replied, discord.Message) and replied.author.id == bot_id
 
 
+def replied_message(message: discord.Message) -> discord.Message | None:
+    """The earlier message ``message`` answers, when Discord resolved it."""
+    reference = message.reference
+    if reference is None:
+        return None
+    replied = reference.resolved or reference.cached_message
+    return replied if isinstance(replied, discord.Message) else None
+
+
 def incoming_from_message(message: discord.Message, bot_id: int, channel: Any
                           ) -> IncomingMessage:
     """The neutral message for a Discord message (``channel`` resolved for threads)."""
     author = message.author
     moderates_channel, moderates_community = moderator_flags(author, channel)
+    replied = replied_message(message)
     return IncomingMessage(
         scope=scope_for(channel, message.guild.id if message.guild else None, author.id),
         message_id=str(message.id),
@@ -130,6 +140,9 @@ def incoming_from_message(message: discord.Message, bot_id: int, channel: Any
         is_direct=message.guild is None,
         mentions_bot=mentions_bot(message, bot_id),
         replies_to_bot=replies_to_bot(message, bot_id),
+        reply_to_text=(strip_bot_mention(replied.content, bot_id, _bot_role_id(message))
+                       if replied is not None else None),
+        reply_to_author=replied.author.display_name if replied is not None else None,
         moderates_channel=moderates_channel,
         moderates_community=moderates_community,
         extras={MESSAGE_KEY: message},

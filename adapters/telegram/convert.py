@@ -119,6 +119,14 @@ def replies_to(message: Message, me: User) -> bool:
     return replied.from_user is not None and replied.from_user.id == me.id
 
 
+def replied_message(message: Message) -> Message | None:
+    """The earlier message ``message`` answers (not a forum topic's opening notice)."""
+    replied = message.reply_to_message
+    if replied is None or replied.forum_topic_created is not None:
+        return None
+    return replied
+
+
 def thread_of(message: Message) -> int | None:
     """The forum topic of ``message``; replies in plain groups carry thread ids too."""
     if message.is_topic_message and message.message_thread_id is not None:
@@ -133,6 +141,7 @@ def to_incoming(
     chat = message.chat
     thread = thread_of(message)
     sender = sender_of(message)
+    replied = replied_message(message)
     is_group = chat.type in GROUP_TYPES
     extras: dict[str, Any] = {
         "chat_id": chat.id,
@@ -156,6 +165,8 @@ def to_incoming(
         is_direct=chat.type == Chat.PRIVATE,
         mentions_bot=mentions_bot,
         replies_to_bot=replies_to(message, me),
+        reply_to_text=(replied.text or replied.caption) if replied is not None else None,
+        reply_to_author=sender_of(replied).name if replied is not None else None,
         moderates_channel=moderator,
         moderates_community=moderator,
         extras=extras,

@@ -6,7 +6,7 @@ menu are all generated from :data:`COMMANDS`.
 
 from __future__ import annotations
 
-from bot.commands import handlers
+from bot.commands import budget, handlers, me, memory
 from bot.commands.registry import (
     SCOPE,
     ArgKind,
@@ -19,6 +19,10 @@ from bot.commands.registry import (
 )
 
 PROFILE = Group("profile", "See or change the profile cabot follows here", default="show")
+
+ME = Group("me", "Your own layers and tokens left", default="show")
+BUDGET = Group("budget", "This community's daily token budgets", default="show")
+TOKENS = Argument("tokens", ArgKind.WORD, "Tokens per 24 hours, e.g. 5000 or 5k (0: no own limit)")
 
 LAYERS = Argument("layers", ArgKind.LAYER, "Layer names, bottom first, separated by spaces",
                   many=True, metavar="layer")
@@ -60,6 +64,11 @@ COMMANDS = (
                 handlers.profile_lock, (LAYERS,), Permission.COMMUNITY_MODERATOR),
     CommandSpec(("profile", "unlock"), "lift a community lock",
                 handlers.profile_unlock, (LAYERS,), Permission.COMMUNITY_MODERATOR),
+    CommandSpec(("profile", "allow"),
+                "let members add these layers to their own replies here (with /me use)",
+                me.profile_allow, (LAYERS, SCOPE), Permission.MODERATOR),
+    CommandSpec(("profile", "disallow"), "no longer let members pick these layers here",
+                me.profile_disallow, (LAYERS, SCOPE), Permission.MODERATOR),
     CommandSpec(("profile", "audit"), "the latest alignment changes: who, when, old, new",
                 handlers.profile_audit, private=True),
     CommandSpec(
@@ -71,6 +80,22 @@ COMMANDS = (
         )),),
         Permission.MODERATOR,
     ),
+    CommandSpec(("me", "show"),
+                "your personal layers, the ones you may pick here, and your tokens left today",
+                me.me_show, private=True),
+    CommandSpec(("me", "use"),
+                "add layers allowed here on top of the stack, for your own replies only",
+                me.me_use, (LAYERS,), private=True),
+    CommandSpec(("me", "reset"), "drop your personal layers", me.me_reset, private=True),
+    CommandSpec(("budget", "show"), "this community's daily token budgets and what was used",
+                budget.budget_show, private=True),
+    CommandSpec(("budget", "user"), "each member's tokens per 24 hours here (0: no own limit)",
+                budget.budget_user, (TOKENS,), Permission.COMMUNITY_MODERATOR),
+    CommandSpec(("budget", "community"),
+                "the whole community's tokens per 24 hours (0: no own limit)",
+                budget.budget_community, (TOKENS,), Permission.COMMUNITY_MODERATOR),
+    CommandSpec(("memory",), "what cabot remembers here: how many messages, and the summary "
+                "of older ones", memory.memory_show, private=True),
     CommandSpec(("forget",), "clear this channel's conversation memory", handlers.forget),
     CommandSpec(("help",), "these commands", handlers.show_help, private=True),
 )
@@ -78,4 +103,4 @@ COMMANDS = (
 
 def build_registry() -> Registry:
     """The registry of every cabot command."""
-    return Registry(COMMANDS, groups=(PROFILE,))
+    return Registry(COMMANDS, groups=(PROFILE, ME, BUDGET))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bot.backends.base import LOCAL_SAMPLING, SamplingRule
+from bot.budgets import Budgets
 from bot.messages import IncomingMessage
 from bot.resolution import ProfileResolver
 from bot.store import Actor, Level, Store
@@ -33,6 +34,8 @@ class CommandContext:
     """The hard rules the backend in use enforces at sampling (for /profile explain)."""
     reports: ReplyReports = field(default_factory=ReplyReports)
     """What the rules did to each place's latest reply (for /profile why)."""
+    budgets: Budgets | None = None
+    """Daily token budgets (for /me and /budget); None: only communities' own apply."""
 
     @property
     def actor(self) -> Actor:

@@ -15,6 +15,7 @@ from bot.commands.render import (
     list_profiles,
 )
 from bot.errors import BoundLayerError, CommandError
+from bot.group_chat import GROUP_NOTE
 from bot.messages import Command
 from bot.store import Level
 from profiles import Library, compose
@@ -31,7 +32,9 @@ async def show_help(ctx: CommandContext, command: Command) -> CommandReply:
 
 async def profile_show(ctx: CommandContext, command: Command) -> CommandReply:
     """``/profile show``."""
-    return CommandReply(describe_stack(await ctx.resolver.resolve(ctx.message.scope)), True)
+    message = ctx.message
+    resolved = await ctx.resolver.resolve(message.scope, member=message.author_id)
+    return CommandReply(describe_stack(resolved), True)
 
 
 async def profile_explain(ctx: CommandContext, command: Command) -> CommandReply:
@@ -44,12 +47,21 @@ async def profile_explain(ctx: CommandContext, command: Command) -> CommandReply
         bounds = await _check_bounded(ctx, library, profile.layers)
         plan = compose_bounded(library.stack(profile.layers), bounds)
         header = f"Profile '{profile.name}': {profile.description}"
-        return CommandReply(explain_plan(plan, header, bounds=bounds, enforces=ctx.enforces),
-                            True)
-    resolved = await ctx.resolver.resolve(scope)
+        return CommandReply(group_note(ctx, explain_plan(plan, header, bounds=bounds,
+                                                         enforces=ctx.enforces)), True)
+    resolved = await ctx.resolver.resolve(scope, member=ctx.message.author_id)
     what = f"Profile '{resolved.profile}'" if resolved.profile else "Custom layer stack"
-    return CommandReply(explain_plan(resolved.plan, f"{what} — {resolved.source()}",
-                                     bounds=resolved.bounds, enforces=ctx.enforces), True)
+    return CommandReply(group_note(ctx, explain_plan(
+        resolved.plan, f"{what} — {resolved.source()}", bounds=resolved.bounds,
+        enforces=ctx.enforces)), True)
+
+
+def group_note(ctx: CommandContext, explained: str) -> str:
+    """``explained``, plus what cabot adds to the system prompt in a group chat."""
+    if ctx.message.is_direct:
+        return explained
+    return (f"{explained}\n\nIn a group chat like this one, cabot adds to the system prompt "
+            f"(and puts each person's name before their messages):\n  {GROUP_NOTE}")
 
 
 async def profile_why(ctx: CommandContext, command: Command) -> CommandReply:
@@ -237,8 +249,10 @@ def _bound(bounds: tuple[Bound, ...], name: str, kind: str) -> bool:
 
 async def forget(ctx: CommandContext, command: Command) -> CommandReply:
     """``/forget``."""
+    summary = await ctx.store.summaries.summary(ctx.message.scope)
     removed = await ctx.store.conversations.clear_history(ctx.message.scope)
-    return CommandReply(f"Forgot this channel's conversation ({removed} messages).")
+    folded = f" and the summary of {summary.turns} older ones" if summary else ""
+    return CommandReply(f"Forgot this channel's conversation ({removed} messages{folded}).")
 
 
 async def answer(ctx: CommandContext, command: Command) -> CommandReply:

@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Sequence
 
 from bot.backends.base import LOCAL_SAMPLING, SAMPLING_DEFAULTS, SamplingRule
+from bot.personal import PersonalResolved
 from bot.resolution import Resolved
 from bot.store import AuditEntry
 from bot.why import ReplyReport
@@ -29,10 +30,13 @@ def describe_stack(resolved: Resolved) -> str:
     lines = [f"{what} — {resolved.source()}"]
     if binding is not None:
         lines[0] += f" (by {binding.set_by})"
+    personal = resolved.personal if isinstance(resolved, PersonalResolved) else ()
     for layer in resolved.stack:
         origin = resolved.library.layer_origin(layer.name)
         bound = resolved.bound(layer.name)
         mark = f" [{bound_label(bound)}]" if bound is not None else ""
+        if layer.name in personal:
+            mark = " [yours: only your replies]"
         lines.append(f"  {layer.name} ({origin}){mark} — {layer.description}")
     lines.extend(f"Note: {warning}" for warning in resolved.warnings)
     return "\n".join(lines)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from bot.backends.base import LOCAL_SAMPLING, SamplingRule
+from bot.budgets import Budgets
 from bot.commands.catalog import build_registry
 from bot.commands.context import CommandContext, CommandReply
 from bot.commands.registry import Registry, check_permission, validate
@@ -27,8 +28,10 @@ class CommandRunner:
         registry: Registry | None = None,
         enforces: frozenset[SamplingRule] = LOCAL_SAMPLING,
         reports: ReplyReports | None = None,
+        budgets: Budgets | None = None,
     ) -> None:
         self._store = store
+        self._budgets = budgets
         self._reports = reports if reports is not None else ReplyReports()
         self._resolver = resolver
         self._enforces = enforces
@@ -55,7 +58,7 @@ class CommandRunner:
             level = check_permission(spec, command, message)
             context = CommandContext(
                 message, self._store, self._resolver, level, self._help, self._enforces,
-                self._reports,
+                self._reports, self._budgets,
             )
             return await spec.handler(context, command)
         except CabotError as error:

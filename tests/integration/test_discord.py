@@ -156,7 +156,7 @@ async def test_mention_gets_a_streamed_reply_whose_edits_stay_within_the_rate(
         shown = await reply_to(fake, app, asked)
 
     assert fake.errors == []
-    assert last_user_text(backend.requests[0]) == "please count for me"
+    assert last_user_text(backend.requests[0]) == "max: please count for me"  # who said it
     assert [m.content for m in shown] == [reply]
     assert shown[0].reply_to == asked.id
     assert len(shown[0].edits) >= 3, "the reply grows in place"
@@ -230,9 +230,10 @@ async def test_replies_to_the_bot_are_answered_and_unaddressed_chat_is_not(
         await answers(fake, app, switch)
         plain = await fake.say(world.member, world.general, "three")
         everything = await reply_to(fake, app, plain)
-    assert [last_user_text(r) for r in backend.requests] == ["one", "two", "three"]
-    assert [m.content for m in shown] == ["echo: two"]
-    assert [m.content for m in everything] == ["echo: three"]
+    assert [last_user_text(r) for r in backend.requests] == [
+        "max: one", "max (replying to your last message): two", "max: three"]
+    assert [m.content for m in shown] == ["echo: max (replying to your last message): two"]
+    assert [m.content for m in everything] == ["echo: max: three"]
 
 
 async def test_other_bots_and_itself_are_ignored(
@@ -244,7 +245,7 @@ async def test_other_bots_and_itself_are_ignored(
         asked = await fake.say(world.member, world.general, f"{mention(fake)} hello")
         shown = await reply_to(fake, app, asked)
     # cabot's own reply mentions itself and came back over the gateway: not answered either.
-    assert [last_user_text(r) for r in backend.requests] == ["hello"]
+    assert [last_user_text(r) for r in backend.requests] == ["max: hello"]
     assert len(shown) == 1
     assert not any(m.reply_to == from_bot.id for m in fake.bot_messages(world.general))
 
@@ -569,8 +570,8 @@ async def test_a_flood_of_500_messages_is_not_amplified(
         other = [m.content for m in fake.bot_messages(world.other)]
 
     assert fake.invalid_requests == 0, "no 429s: the channel's budget was never overrun"
-    assert len([t for t in shown if t.startswith("You said: spam")]) == 6
+    assert len([t for t in shown if t.startswith("You said: max: spam")]) == 6
     assert len([t for t in shown if "faster than I can answer" in t]) == 1
-    assert answer.content == "You said: a real question"
+    assert answer.content == "You said: olive: a real question"
     assert len(shown) == 8
     assert elsewhere.id and other == [], "the flooder stays unanswered in other channels too"

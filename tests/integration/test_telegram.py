@@ -180,7 +180,7 @@ async def test_private_chat_gets_a_streamed_reply_within_the_edit_rate(tmp_path:
 async def test_commands_are_registered_for_the_menu(tmp_path: Path) -> None:
     async with running(tmp_path) as bots:
         menu = {command["command"]: command["description"] for command in bots.fake.commands}
-        assert list(menu) == ["profile", "answer", "forget", "help"]
+        assert list(menu) == ["profile", "answer", "me", "budget", "memory", "forget", "help"]
         assert "use, set, reset" in menu["profile"]
         assert menu["answer"].endswith("(admins)")
         await bots.say(bots.bob["id"], bots.bob, "/start")  # what "Start" in Telegram sends
@@ -201,12 +201,13 @@ async def test_in_a_group_unaddressed_messages_are_ignored_and_mentions_answered
 
         asked = await bots.say(GROUP, bots.bob, "@cabot_test_bot, what is two plus two?")
         messages = bots.fake.bot_messages(GROUP)
-        assert [m.text for m in messages] == ["You said: what is two plus two?"]
+        assert [m.text for m in messages] == ["You said: Bob: what is two plus two?"]
         assert messages[0].reply_to == asked["message"]["message_id"]
 
         # A reply to the bot's message addresses it too.
         await bots.say(GROUP, bots.bob, "and times three?", reply_to=messages[0].message_id)
-        assert bots.replies(GROUP)[-1] == "You said: and times three?"
+        assert bots.replies(GROUP)[-1] == ("You said: Bob (replying to your last message): "
+                                            "and times three?")
 
         # Other bots are ignored, even when they mention cabot; so are commands for them.
         other = bots.fake.add_user(999, "Echo", "echo_bot", is_bot=True)
@@ -677,9 +678,9 @@ async def test_a_group_upgraded_to_a_supergroup_keeps_its_settings_and_memory(
 
     request = backend.requests[-1]
     said = [m.content for m in request.messages if m.role == "user"]
-    assert said == ["Remember the word heron.", "Which word was it?"]
+    assert said == ["Bob: Remember the word heron.", "Bob: Which word was it?"]
     replies = bots.replies(UPGRADED)
-    assert replies[0] == "You said: Which word was it?"
+    assert replies[0] == "You said: Bob: Which word was it?"
     assert replies[-1].startswith("Profile 'kids' — set for this channel")
     assert "no-links (built-in) [locked by Alice]" in replies[-1]
     assert [entry.action for entry in audit][:1] == ["move community"]
@@ -733,9 +734,9 @@ async def test_a_flood_of_500_messages_is_not_amplified(tmp_path: Path) -> None:
         refused = [c for c in bots.fake.calls if not c.ok]
 
     assert refused == [], "no request over Telegram's limits"
-    spam_answers = [text for text in shown if text.startswith("You said: spam")]
+    spam_answers = [text for text in shown if text.startswith("You said: Bob: spam")]
     notices = [text for text in shown if "faster than I can answer" in text]
     assert len(spam_answers) == 6 and len(notices) == 1
-    assert shown[-1] == "You said: a real question"
+    assert shown[-1] == "You said: Alice: a real question"
     assert len(shown) == 8
     assert bots.replies(bots.alice["id"]) == ["You said: and one in private"]

@@ -103,7 +103,9 @@ async def test_discord_slash_commands_are_generated_from_the_registry() -> None:
     subcommands = {option["name"]: option for option in payload["profile"]["options"]}
     assert list(subcommands) == [spec.path[1] for spec in REGISTRY.children("profile")]
     for spec in REGISTRY:
-        node = subcommands[spec.path[1]] if len(spec.path) > 1 else payload[spec.path[0]]
+        group = {option["name"]: option
+                 for option in payload[spec.path[0]].get("options", [])}
+        node = group[spec.path[1]] if len(spec.path) > 1 else payload[spec.path[0]]
         options = {option["name"]: option for option in node.get("options", [])}
         assert list(options) == [arg.name for arg in spec.arguments
                                  if arg.required] + [arg.name for arg in spec.arguments

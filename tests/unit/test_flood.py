@@ -42,9 +42,9 @@ async def test_a_chat_flood_gets_its_replies_and_one_notice(tmp_path: Path) -> N
     finally:
         await app.stop()
     texts = chat.texts()
-    assert texts[:2] == ["You said: spam 0", "You said: spam 1"]
+    assert texts[:2] == ["You said: flooder: spam 0", "You said: flooder: spam 1"]
     assert len([t for t in texts if "too fast" in t]) == 1
-    assert texts[-1] == "You said: a real question"
+    assert texts[-1] == "You said: bob: a real question"
     assert len(texts) == 4
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from bot.app import App
 from bot.errors import ConfigError
+from bot.group_chat import GROUP_NOTE
 from bot.messages import Scope
 from bot.store import Store
 from tests.helpers.apps import make_app, make_settings
@@ -139,7 +140,9 @@ async def test_explain_is_exactly_what_the_model_is_given(
     assert system.role == "system"
     prompt_lines = explained.split("System prompt:\n", 1)[1].split("\n\nSampling:", 1)[0]
     fragments = [line.split("] ", 1)[1] for line in prompt_lines.splitlines()]
-    assert "\n\n".join(fragments) == system.content
+    # In a group channel cabot adds who-said-what to it, and explain says so.
+    assert "\n\n".join([*fragments, GROUP_NOTE]) == system.content
+    assert GROUP_NOTE in explained
     assert "at sampling (logit bias) and in the stream filter" in explained
     assert "on input: a matching message is refused" in explained
 

@@ -30,7 +30,7 @@ async def test_addressed_message_gets_a_streamed_reply(
     app: App, chat: RecordingAdapter
 ) -> None:
     await send(app, chat, "hello bot")
-    assert chat.texts() == ["You said: hello bot"]
+    assert chat.texts() == ["You said: user: hello bot"]
     versions = chat.shown[0].versions
     assert len(versions) > 1 and versions[0] != versions[-1]  # it streamed
 
@@ -45,7 +45,7 @@ async def test_unaddressed_and_bot_messages_are_ignored_until_answer_always(
     assert "Only moderators" in chat.texts()[-1]
     await send(app, chat, "/answer always", moderator=True, addressed=False)
     await send(app, chat, "now?", addressed=False)
-    assert chat.texts()[-1] == "You said: now?"
+    assert chat.texts()[-1] == "You said: user: now?"
 
 
 async def test_non_moderator_cannot_switch_and_store_is_unchanged(
@@ -139,7 +139,7 @@ async def test_memory_is_per_channel_and_forget_clears_it(
     await send(app, chat, "my name is Ada", channel="a")
     await send(app, chat, "what is my name?", channel="a")
     seen_a = [m.content for m in backend.requests[-1].messages]
-    assert "my name is Ada" in seen_a and "You said: my name is Ada" in seen_a
+    assert "user: my name is Ada" in seen_a and "You said: user: my name is Ada" in seen_a
     await send(app, chat, "hello", channel="b")
     assert all("Ada" not in m.content for m in backend.requests[-1].messages)
     await send(app, chat, "hello", channel="a", community="other-guild")
@@ -188,7 +188,7 @@ async def test_failure_is_reported_and_the_next_message_works(
     assert chat.texts()[-1] == "⚠️ The model failed while generating (RuntimeError)."
     backend.fail_with = None
     await send(app, chat, "hello again")
-    assert chat.texts()[-1] == "You said: hello again"
+    assert chat.texts()[-1] == "You said: user: hello again"
 
 
 async def test_a_full_channel_queue_answers_busy(tmp_path: Path) -> None:
@@ -221,11 +221,11 @@ async def test_answer_always_in_a_channel_covers_its_threads(
 ) -> None:
     await send(app, chat, "/answer always", moderator=True, addressed=False)
     await send(app, chat, "in a thread", thread="t1", addressed=False)
-    assert chat.texts()[-1] == "You said: in a thread"
+    assert chat.texts()[-1] == "You said: user: in a thread"
     await send(app, chat, "/answer addressed", thread="t1", moderator=True)
     assert chat.texts()[-1] == "I'll answer in this thread only when mentioned or replied to."
     await send(app, chat, "ignored now", thread="t1", addressed=False)
-    assert chat.texts()[-1] != "You said: ignored now"
+    assert chat.texts()[-1] != "You said: user: ignored now"
 
 
 async def test_a_phone_dash_before_community_is_understood(
