@@ -27,6 +27,13 @@ from pydantic_settings import BaseSettings
 
 from adapters.console import ConsoleAdapter
 from adapters.library_commands import explain_command, library_command, load_library
+from adapters.package_commands import (
+    add_card_options,
+    add_parsers,
+    import_card_command,
+    package_command,
+    probes_command,
+)
 from bot.adapter import Adapter
 from bot.app import App
 from bot.errors import CabotError, ConfigError
@@ -163,7 +170,7 @@ async def ask(settings: Settings, library: Library, profile: str | None,
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``cabot`` command line: run, layers, profiles, explain, ask."""
+    """The ``cabot`` command line: run, layers, profiles, explain, ask, package, probes."""
     parser = argparse.ArgumentParser(
         prog="cabot", description="cabot, the composable alignment bot."
     )
@@ -171,9 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("run", help="run every configured adapter (the console when none)")
     for name in ("layers", "profiles"):
         p = sub.add_parser(name, help=f"list, show or validate {name}")
-        p.add_argument("action", nargs="?", choices=("list", "show", "validate"), default="list")
-        p.add_argument("names", nargs="*", help="names to show, or files to validate")
+        actions = ("list", "show", "validate", *(("import-card",) if name == "layers" else ()))
+        p.add_argument("action", nargs="?", choices=actions, default="list")
+        p.add_argument("names", nargs="*", help="names to show, or files to validate "
+                       "(import-card: a SillyTavern character card, JSON or PNG)")
         p.add_argument("--layers-dir", type=Path, help="extra layer and profile files")
+        if name == "layers":
+            add_card_options(p)
     p = sub.add_parser("explain", help="show what a profile tells the model, with provenance")
     p.add_argument("profile")
     p.add_argument("--layers-dir", type=Path)
@@ -184,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layers-dir", type=Path)
     p.add_argument("--stats", action="store_true",
                    help="print time to first text and pieces per second to stderr")
+    add_parsers(sub)  # package export|import|validate, probes
     return parser
 
 
@@ -200,8 +212,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             discord, telegram = load_settings(DiscordSettings), load_settings(TelegramSettings)
             asyncio.run(serve(settings, discord, telegram))
             return 0
+        if args.command == "layers" and args.action == "import-card":
+            return import_card_command(args, settings)
         if args.command in ("layers", "profiles"):
             return library_command(args, settings)
+        if args.command == "package":
+            return package_command(args, settings)
+        if args.command == "probes":
+            return probes_command(args, settings)
         if args.command == "explain":
             return explain_command(args, settings)
         library = load_library(args.layers_dir or settings.layers_dir)
