@@ -92,8 +92,12 @@ class Store:
 
         Returns False when nothing was kept under ``old`` (e.g. it moved already).
         """
-        return await move_community(self.database, self.alignment, self.conversations,
-                                    platform, old, new, actor, self._clock())
+        try:
+            return await move_community(self.database, self.alignment, self.conversations,
+                                        platform, old, new, actor, self._clock())
+        finally:
+            self.members.forget_cached()
+            self.usage.forget_cached()
 
     async def __aenter__(self) -> Store:
         await self.open()

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiosqlite
+from cachetools import LRUCache
 
 from bot.messages import Scope
 from bot.store.alignment import level_place, record_audit
@@ -20,6 +21,8 @@ from bot.store.connection import Database
 from bot.store.models import Actor, Level
 
 LEVELS: tuple[Level, ...] = ("community", "channel", "thread")
+CACHED_MEMBERS = 65_536
+"""Members whose pick is kept in RAM (asked on every message they send)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +40,13 @@ class MemberStore:
     def __init__(self, database: Database, clock: Callable[[], float] = time.time) -> None:
         self._database = database
         self._clock = clock
+        # This process is the only writer: a pick is read once, then kept until changed.
+        self._chosen: LRUCache[tuple[str, str, str], tuple[str, ...]] = LRUCache(
+            CACHED_MEMBERS)
+
+    def forget_cached(self) -> None:
+        """Drop the picks kept in RAM (after a community moved)."""
+        self._chosen.clear()
 
     # -- what moderators allow ---------------------------------------------------------
 
@@ -93,7 +103,15 @@ class MemberStore:
 
     async def chosen(self, platform: str, community: str, user: str) -> tuple[str, ...]:
         """The layers ``user`` picked for themself in a community (empty: none)."""
-        return await _chosen(self._database.db, platform, community, user)
+        key = (platform, community, user)
+        cached = self._chosen.get(key)
+        if cached is not None:
+            return cached
+        # Under the write lock: no change may slip between the read and the cache.
+        async with self._database.locked() as db:
+            chosen = await _chosen(db, platform, community, user)
+            self._chosen[key] = chosen
+        return chosen
 
     async def choose(
         self, platform: str, community: str, actor: Actor, layers: tuple[str, ...]
@@ -101,6 +119,8 @@ class MemberStore:
         """Set the layers ``actor`` picked for themself (empty: none); returns the old pick."""
         now = self._clock()
         place = (platform, community, "", "")
+        key = (platform, community, actor.id)
+        self._chosen.pop(key, None)
         async with self._database.transaction(durable=True) as db:
             old = await _chosen(db, platform, community, actor.id)
             if layers:
@@ -116,6 +136,7 @@ class MemberStore:
             if old != layers:
                 await record_audit(db, now, place, actor, "personal layers",
                                    ", ".join(old) or None, ", ".join(layers) or None)
+        self._chosen[key] = layers
         return old
 
 

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from cachetools import LRUCache
+
 from bot.store.alignment import record_audit
 from bot.store.connection import Database
 from bot.store.models import Actor
@@ -22,6 +24,8 @@ BudgetKind = Literal["user", "community"]
 
 PRUNE_EVERY = 256
 """Rows written between two deletions of rows older than every window."""
+CACHED_COMMUNITIES = 16_384
+"""Communities whose budgets are kept in RAM (asked on every message)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +51,13 @@ class UsageStore:
         self._database = database
         self._clock = clock
         self._written = 0
+        # This process is the only writer: budgets are read once, then kept until changed.
+        self._budgets: LRUCache[tuple[str, str], CommunityBudgets] = LRUCache(
+            CACHED_COMMUNITIES)
+
+    def forget_cached(self) -> None:
+        """Drop the budgets kept in RAM (after a community moved)."""
+        self._budgets.clear()
 
     def now(self) -> float:
         """The store's clock (wall time: usage outlives the process)."""
@@ -89,12 +100,18 @@ class UsageStore:
 
     async def budgets(self, platform: str, community: str) -> CommunityBudgets:
         """The budgets a community set."""
-        async with self._database.db.execute(
+        cached = self._budgets.get((platform, community))
+        if cached is not None:
+            return cached
+        # Under the write lock: no change may slip between the read and the cache.
+        async with self._database.locked() as db, db.execute(
             "SELECT kind, tokens FROM budgets WHERE platform=? AND community=?",
             (platform, community),
         ) as cursor:
             found = {str(row[0]): int(row[1]) for row in await cursor.fetchall()}
-        return CommunityBudgets(user=found.get("user"), community=found.get("community"))
+            budgets = CommunityBudgets(user=found.get("user"), community=found.get("community"))
+            self._budgets[(platform, community)] = budgets
+        return budgets
 
     async def set_budget(
         self, platform: str, community: str, kind: BudgetKind, tokens: int | None,
@@ -103,6 +120,7 @@ class UsageStore:
         """Set (or with None, drop) a community's budget; returns the old one."""
         now = self._clock()
         place = (platform, community, "", "")
+        self._budgets.pop((platform, community), None)
         async with self._database.transaction(durable=True) as db:
             async with db.execute(
                 "SELECT tokens FROM budgets WHERE platform=? AND community=? AND kind=?",
