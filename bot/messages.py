@@ -60,6 +60,25 @@ class Command:
         return value if isinstance(value, tuple) else tuple(value.split())
 
 
+class Attachment(BaseModel):
+    """A file attached to a message, as its adapter read it.
+
+    ``text`` is the file's content decoded as UTF-8, or None when the adapter did not read
+    it (too large, not text) — ``problem`` then says why, in words for the sender.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    size: int
+    text: str | None = None
+    problem: str | None = None
+
+
+MAX_ATTACHMENT_BYTES = 64 * 1024
+"""The largest attached file adapters read for the core (a layer's TOML is far smaller)."""
+
+
 class IncomingMessage(BaseModel):
     """A message as the core sees it, whatever platform it came from."""
 
@@ -85,6 +104,8 @@ class IncomingMessage(BaseModel):
     """A typed command (e.g. a Discord slash command); text commands are parsed by the core."""
     extras: dict[str, Any] = Field(default_factory=dict)
     """Adapter-only data (e.g. the platform's own message object). The core never reads it."""
+    attachments: tuple[Attachment, ...] = ()
+    """Files attached to a command (adapters read them only for commands)."""
 
     @property
     def addressed(self) -> bool:
@@ -116,6 +137,10 @@ class OutgoingMessage(BaseModel):
     text: str
     ephemeral: bool = False
     """Only the author needs to see it (adapters that cannot do this post it normally)."""
+    private: bool = False
+    """Only the author may see it (a preview): ephemeral where the platform has that,
+    else a direct message to the author where one can be sent; posted here otherwise (the
+    text says what it is)."""
 
 
 class SentMessage(BaseModel):

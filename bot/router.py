@@ -14,6 +14,7 @@ from bot.commands import CommandReply, CommandRunner
 from bot.errors import AdapterError
 from bot.flood import FloodGuard
 from bot.messages import CommunityMoved, IncomingMessage, OutgoingMessage, Scope
+from bot.preview import Previewer
 from bot.queue import InferenceQueue
 from bot.reply import ChatLimits, ChatReplier, ReplyStats, user_key
 from bot.resolution import ProfileResolver
@@ -48,7 +49,8 @@ class Router:
         self._flood = flood
         reports = ReplyReports()
         self.commands = CommandRunner(store, resolver, enforces=backend.enforces,
-                                      reports=reports, budgets=budgets)
+                                      reports=reports, budgets=budgets,
+                                      previewer=Previewer(queue, backend, limits))
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
         self._observers: list[ReplyObserver] = []
@@ -149,9 +151,10 @@ class Router:
         """Post ``reply`` in answer to ``message``, split to the platform's length."""
         caps = adapter.capabilities
         for chunk in split_message(reply.text, caps.max_message_length, caps.measure):
-            await adapter.send(
-                OutgoingMessage(in_reply_to=message, text=chunk, ephemeral=reply.ephemeral)
-            )
+            await adapter.send(OutgoingMessage(
+                in_reply_to=message, text=chunk, ephemeral=reply.ephemeral or reply.private,
+                private=reply.private,
+            ))
 
     async def _admit(self, adapter: Adapter, message: IncomingMessage) -> bool:
         """Whether to answer ``message``; a flooding user is told once, then ignored."""

@@ -104,8 +104,23 @@ def _completers(library: LibraryForInteraction) -> dict[tuple[ArgKind, bool], Co
     async def layers(interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
         return layer_choices(sorted((await library(interaction)).layers), current)
 
+    async def stack(interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
+        found = await library(interaction)
+        named = _choices(sorted(found.profiles), current) if " " not in current else []
+        more = layer_choices(sorted(found.layers), current)
+        return (named + [c for c in more if c.name not in found.profiles])[:MAX_CHOICES]
+
+    async def pair(interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
+        found = await library(interaction)
+        named = _choices(sorted(found.profiles), current) if "+" not in current else []
+        more = layer_choices(sorted(found.layers), current.replace("+", " "))
+        joined = [app_commands.Choice(name=c.name.replace(" ", "+"),
+                                      value=c.value.replace(" ", "+")) for c in more]
+        return (named + [c for c in joined if c.name not in found.profiles])[:MAX_CHOICES]
+
     return {(ArgKind.PROFILE, False): profiles, (ArgKind.LAYER, False): layer,
-            (ArgKind.LAYER, True): layers}
+            (ArgKind.LAYER, True): layers, (ArgKind.STACK, True): stack,
+            (ArgKind.STACK, False): pair}
 
 
 def _slash(
@@ -116,10 +131,14 @@ def _slash(
 ) -> app_commands.Command[Any, ..., None]:
     """One slash command whose options are ``spec``'s arguments."""
 
-    async def callback(interaction: Interaction, **values: str | None) -> None:
+    async def callback(interaction: Interaction, **values: str | discord.Attachment | None
+                       ) -> None:
         args: dict[str, ArgValue] = {}
         for arg in spec.arguments:
             value = values.get(arg.name)
+            if isinstance(value, discord.Attachment):
+                # The core reads the file from the message's attachments; the name is enough.
+                value = value.filename
             args[arg.name] = tuple(value.split()) if arg.many and value else value
         await run(interaction, Command(spec.path, args), spec.private)
 
@@ -148,10 +167,12 @@ def _slash(
 
 
 def _parameter(arg: Argument) -> inspect.Parameter:
+    # A file is an attachment option; everything else (free text too) is a string.
+    kind: type = discord.Attachment if arg.kind is ArgKind.FILE else str
     if arg.required:
-        return inspect.Parameter(arg.name, inspect.Parameter.KEYWORD_ONLY, annotation=str)
+        return inspect.Parameter(arg.name, inspect.Parameter.KEYWORD_ONLY, annotation=kind)
     return inspect.Parameter(arg.name, inspect.Parameter.KEYWORD_ONLY,
-                             annotation=str | None, default=None)
+                             annotation=kind | None, default=None)
 
 
 def _describe(text: str) -> str:

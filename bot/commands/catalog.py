@@ -6,7 +6,7 @@ menu are all generated from :data:`COMMANDS`.
 
 from __future__ import annotations
 
-from bot.commands import budget, handlers, me, memory
+from bot.commands import budget, handlers, history, layers, me, memory, preview
 from bot.commands.registry import (
     SCOPE,
     ArgKind,
@@ -26,6 +26,16 @@ TOKENS = Argument("tokens", ArgKind.WORD, "Tokens per 24 hours, e.g. 5000 or 5k 
 
 LAYERS = Argument("layers", ArgKind.LAYER, "Layer names, bottom first, separated by spaces",
                   many=True, metavar="layer")
+
+LAYER = Group("layer", "Write, show and roll back this community's own layers",
+              default="list")
+VERSION = Argument("version", ArgKind.WORD, "A version number, like v3 (default: the one "
+                   "before the latest)", required=False)
+LAYER_NAME = Argument("name", ArgKind.WORD, "The layer's name")
+LAYER_TOML = Argument("toml", ArgKind.TEXT, "The layer's TOML (or attach a .toml file)",
+                      required=False)
+LAYER_FILE = Argument("file", ArgKind.FILE, "The layer as a .toml file", required=False,
+                      metavar=".toml file")
 
 COMMANDS = (
     CommandSpec(
@@ -71,6 +81,56 @@ COMMANDS = (
                 me.profile_disallow, (LAYERS, SCOPE), Permission.MODERATOR),
     CommandSpec(("profile", "audit"), "the latest alignment changes: who, when, old, new",
                 handlers.profile_audit, private=True),
+    CommandSpec(("profile", "history"),
+                "every version of this place's alignment (or of a community profile): who, "
+                "when, what", history.profile_history,
+                (Argument("profile", ArgKind.PROFILE, "A community profile's definitions "
+                          "instead of this place's versions", required=False), SCOPE),
+                private=True),
+    CommandSpec(("profile", "rollback"),
+                "restore an earlier version of this place (default: undo the last change)",
+                history.profile_rollback, (VERSION, SCOPE), Permission.MODERATOR),
+    CommandSpec(("profile", "restore"), "restore an earlier definition of a community profile",
+                history.profile_restore,
+                (Argument("profile", ArgKind.PROFILE, "The community profile"), VERSION),
+                Permission.COMMUNITY_MODERATOR),
+    CommandSpec(("profile", "preview"),
+                "what a profile or layers would answer to a message, beside what is in effect "
+                "(only you see it; nothing changes)", preview.profile_preview,
+                (Argument("stack", ArgKind.STACK, "A profile, or layers bottom first",
+                          many=True, metavar="profile or layer"),
+                 Argument("message", ArgKind.TEXT, "What to answer (default: the latest "
+                          "message here)", required=False)),
+                private=True),
+    CommandSpec(("profile", "diff"),
+                "what a profile or layer stack adds and removes compared with another "
+                "(default: the one in effect here)", preview.profile_diff,
+                (Argument("a", ArgKind.STACK, "A profile, or layers joined with +"),
+                 Argument("b", ArgKind.STACK, "What to compare with (default: in effect here)",
+                          required=False)),
+                private=True),
+    CommandSpec(("layer", "list"), "the layers available in this community",
+                layers.layer_list, private=True),
+    CommandSpec(("layer", "show"), "a layer's TOML (a start for one of your own)",
+                layers.layer_show, (Argument("name", ArgKind.LAYER, "The layer"),),
+                private=True),
+    CommandSpec(("layer", "create"),
+                "write a layer for this community: its TOML in a code block or a .toml file",
+                layers.layer_create, (LAYER_NAME, LAYER_TOML, LAYER_FILE),
+                Permission.COMMUNITY_MODERATOR),
+    CommandSpec(("layer", "edit"), "replace a community layer's TOML (the old version is kept)",
+                layers.layer_edit, (LAYER_NAME, LAYER_TOML, LAYER_FILE),
+                Permission.COMMUNITY_MODERATOR),
+    CommandSpec(("layer", "delete"), "delete a community layer no place uses",
+                layers.layer_delete, (Argument("name", ArgKind.LAYER, "The layer"),),
+                Permission.COMMUNITY_MODERATOR),
+    CommandSpec(("layer", "history"), "every version of a community layer: who, when",
+                layers.layer_history, (Argument("name", ArgKind.LAYER, "The layer"),),
+                private=True),
+    CommandSpec(("layer", "rollback"),
+                "restore an earlier version of a community layer (default: the one before)",
+                layers.layer_rollback, (Argument("name", ArgKind.LAYER, "The layer"), VERSION),
+                Permission.COMMUNITY_MODERATOR),
     CommandSpec(
         ("answer",), "answer every message in this channel, or only when addressed",
         handlers.answer,
@@ -103,4 +163,4 @@ COMMANDS = (
 
 def build_registry() -> Registry:
     """The registry of every cabot command."""
-    return Registry(COMMANDS, groups=(PROFILE, ME, BUDGET))
+    return Registry(COMMANDS, groups=(PROFILE, ME, BUDGET, LAYER))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from bot.backends.base import LOCAL_SAMPLING, SamplingRule
 from bot.budgets import Budgets
@@ -11,13 +12,18 @@ from bot.resolution import ProfileResolver
 from bot.store import Actor, Level, Store
 from bot.why import ReplyReports
 
+if TYPE_CHECKING:
+    from bot.preview import Previewer
+
 
 @dataclass(frozen=True)
 class CommandReply:
-    """A command's answer; ``ephemeral`` when it concerns only the person who asked."""
+    """A command's answer; ``ephemeral`` when it concerns only the person who asked,
+    ``private`` when no one else may see it (a preview: sent privately where possible)."""
 
     text: str
     ephemeral: bool = False
+    private: bool = False
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,8 @@ class CommandContext:
     """What the rules did to each place's latest reply (for /profile why)."""
     budgets: Budgets | None = None
     """Daily token budgets (for /me and /budget); None: only communities' own apply."""
+    previewer: Previewer | None = None
+    """Generates previews through the shared queue (for /profile preview)."""
 
     @property
     def actor(self) -> Actor:

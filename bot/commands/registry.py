@@ -10,6 +10,7 @@ directly; text is parsed here, once.
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -38,6 +39,14 @@ class ArgKind(Enum):
     """One of a fixed set of values."""
     SCOPE = "scope"
     """Where a change applies: ``--channel``, ``--thread`` or ``--community``."""
+    TEXT = "text"
+    """Free text: the rest of the message as typed, line breaks and all (a layer's TOML,
+    a message to preview). It comes last; words before it are the other arguments."""
+    FILE = "file"
+    """A file attached to the command (its content is in ``IncomingMessage.attachments``;
+    the argument holds its name when the platform names it, e.g. a Discord option)."""
+    STACK = "stack"
+    """A profile name or layer names (completed from both)."""
 
 
 class Permission(Enum):
@@ -83,6 +92,8 @@ class Argument:
         """How ``/help`` shows it: ``<profile>``, ``[profile]``, ``always|addressed``."""
         if self.kind is ArgKind.SCOPE:
             return "[--channel|--community]"
+        if self.kind is ArgKind.FILE:
+            return f"[+ attached {self.metavar or self.name}]"
         if self.kind is ArgKind.CHOICE:
             text = "|".join(choice.value for choice in self.choices)
         elif self.many:
@@ -203,9 +214,11 @@ class Registry:
         if not words or _name(words[0]) not in self.top_level:
             return None
         first, rest = _name(words[0]), words[1:]
+        consumed = 1
         if (first,) in self._by_path:
             spec = self._by_path[(first,)]
         else:
+            consumed += bool(rest)
             group = self.groups.get(first)
             children = self.children(first)
             sub = rest[0].lower() if rest else (group.default if group else None)
@@ -219,6 +232,8 @@ class Registry:
                     + f" Try one of: {', '.join(names)}."
                 )
             spec = self._by_path[(first, sub)]
+        if any(arg.kind is ArgKind.TEXT for arg in spec.arguments):
+            return Command(spec.path, parse_text_arguments(spec, _after_words(text, consumed)))
         return Command(spec.path, parse_arguments(spec, rest))
 
     def help_text(self) -> str:
@@ -298,7 +313,7 @@ def parse_arguments(spec: CommandSpec, words: Sequence[str]) -> dict[str, ArgVal
         else:
             positional.append(word)
     for arg in spec.arguments:
-        if arg.kind is ArgKind.SCOPE:
+        if arg.kind in (ArgKind.SCOPE, ArgKind.FILE):
             continue
         if arg.many:
             values[arg.name] = tuple(positional) if positional else None
@@ -317,6 +332,48 @@ def parse_arguments(spec: CommandSpec, words: Sequence[str]) -> dict[str, ArgVal
             values[arg.name] = value.lower()
     if positional:
         raise CommandError(f"Usage: {spec.usage()}")
+    return values
+
+
+SEPARATORS = ("--", *DASHES, "|")
+"""A word that ends a list of names and starts the free text after it."""
+
+
+def parse_text_arguments(spec: CommandSpec, text: str) -> dict[str, ArgValue]:
+    """Assign ``text`` (what follows the command's words, as typed) to ``spec``'s arguments.
+
+    Each argument before the free-text one takes one word; a many-word argument takes the
+    words of the first line up to a separator word (``--`` or ``|``). The free text is
+    the rest, stripped, with its line breaks and quotes as typed.
+
+    Raises:
+        CommandError: a required argument is missing.
+    """
+    values: dict[str, ArgValue] = {}
+    rest = text
+    for arg in spec.arguments:
+        if arg.kind in (ArgKind.SCOPE, ArgKind.FILE):
+            values[arg.name] = None
+            continue
+        if arg.kind is ArgKind.TEXT:
+            values[arg.name] = rest.strip() or None
+            rest = ""
+        elif arg.many:
+            line, newline, after = rest.partition("\n")
+            words = line.split()
+            cut = next((i for i, word in enumerate(words) if word in SEPARATORS), None)
+            if cut is not None:
+                rest = " ".join(words[cut + 1:]) + newline + after
+                words = words[:cut]
+            else:
+                rest = after
+            values[arg.name] = tuple(words) or None
+        else:
+            match = re.match(r"\s*(\S+)", rest)
+            values[arg.name] = match.group(1) if match else None
+            rest = rest[match.end():] if match else ""
+        if values[arg.name] is None and arg.required:
+            raise CommandError(f"Usage: {spec.usage()}")
     return values
 
 
@@ -339,6 +396,15 @@ def validate(spec: CommandSpec, command: Command) -> Command:
             value = value.lower()
         values[arg.name] = value
     return Command(spec.path, values)
+
+
+def _after_words(text: str, count: int) -> str:
+    """``text`` after its slash and first ``count`` words, as typed."""
+    rest = text.strip()[1:]
+    for _ in range(count):
+        match = re.match(r"\s*\S+", rest)
+        rest = rest[match.end():] if match else ""
+    return rest
 
 
 def _split(text: str) -> list[str]:

@@ -11,6 +11,7 @@ from bot.commands.context import CommandContext, CommandReply
 from bot.commands.registry import Registry, check_permission, validate
 from bot.errors import CabotError
 from bot.messages import Command, IncomingMessage
+from bot.preview import Previewer
 from bot.resolution import ProfileResolver
 from bot.store import Store
 from bot.why import ReplyReports
@@ -29,7 +30,9 @@ class CommandRunner:
         enforces: frozenset[SamplingRule] = LOCAL_SAMPLING,
         reports: ReplyReports | None = None,
         budgets: Budgets | None = None,
+        previewer: Previewer | None = None,
     ) -> None:
+        self._previewer = previewer
         self._store = store
         self._budgets = budgets
         self._reports = reports if reports is not None else ReplyReports()
@@ -58,7 +61,7 @@ class CommandRunner:
             level = check_permission(spec, command, message)
             context = CommandContext(
                 message, self._store, self._resolver, level, self._help, self._enforces,
-                self._reports, self._budgets,
+                self._reports, self._budgets, previewer=self._previewer,
             )
             return await spec.handler(context, command)
         except CabotError as error:

@@ -19,6 +19,7 @@ class Shown:
     scope: Scope
     ephemeral: bool
     versions: list[str] = field(default_factory=list)
+    private: bool = False
 
     @property
     def text(self) -> str:
@@ -53,7 +54,7 @@ class RecordingAdapter:
 
     async def send(self, message: OutgoingMessage) -> SentMessage:
         shown = Shown(str(next(self._ids)), message.in_reply_to.scope, message.ephemeral,
-                      [message.text])
+                      [message.text], message.private)
         self.shown.append(shown)
         self._changed.set()
         return SentMessage(message_id=shown.id, in_reply_to=message.in_reply_to)

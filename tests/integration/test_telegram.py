@@ -180,7 +180,8 @@ async def test_private_chat_gets_a_streamed_reply_within_the_edit_rate(tmp_path:
 async def test_commands_are_registered_for_the_menu(tmp_path: Path) -> None:
     async with running(tmp_path) as bots:
         menu = {command["command"]: command["description"] for command in bots.fake.commands}
-        assert list(menu) == ["profile", "answer", "me", "budget", "memory", "forget", "help"]
+        assert list(menu) == ["profile", "layer", "answer", "me", "budget", "memory", "forget",
+                          "help"]
         assert "use, set, reset" in menu["profile"]
         assert menu["answer"].endswith("(admins)")
         await bots.say(bots.bob["id"], bots.bob, "/start")  # what "Start" in Telegram sends

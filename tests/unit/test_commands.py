@@ -117,8 +117,10 @@ async def test_discord_slash_commands_are_generated_from_the_registry() -> None:
             if arg.choices:
                 assert [c["value"] for c in option["choices"]] == [c.value for c in arg.choices]
             else:
-                completed = arg.kind in (ArgKind.PROFILE, ArgKind.LAYER)
+                completed = arg.kind in (ArgKind.PROFILE, ArgKind.LAYER, ArgKind.STACK)
                 assert bool(option.get("autocomplete")) is completed
+            # A file is an attachment option (type 11), everything else a string (3).
+            assert option["type"] == (11 if arg.kind is ArgKind.FILE else 3)
 
 
 def test_a_typed_command_reads_as_its_text() -> None:

@@ -1,0 +1,121 @@
+"""Previews: what a stack of layers would answer to a message, without changing anything.
+
+Each preview generation is an ordinary job of the shared queue (rate limits, fairness and
+timeouts apply as to any reply), prepared like a chat reply — input refusals, the prompt
+fitted to the context window, the plan's sampling and hard rules — and filtered like one
+(banned words masked, redactions applied, the length cap). Nothing is streamed to the
+chat, nothing is remembered and no rule report is recorded: the place stays as it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.backends.base import Backend
+from bot.errors import InferenceError
+from bot.filters import OutputFilter, refusal_for
+from bot.messages import IncomingMessage
+from bot.prompt_fit import PromptBudget, fit_prompt
+from bot.queue import InferenceQueue, Job
+from bot.reply import ChatLimits, build_request, cut_to_length, user_key
+from profiles import ComposedPlan
+
+
+@dataclass(frozen=True)
+class PreviewAnswer:
+    """What one plan answered.
+
+    Attributes:
+        text: the reply as it would be shown (filtered and cut), or the refusal.
+        refused: the message was refused on input (``text`` is the refusal).
+        failure: why generation failed, if it did (``text`` holds what came before).
+    """
+
+    text: str
+    refused: bool = False
+    failure: str | None = None
+
+
+class Previewer:
+    """Answers a message with candidate plans through the shared queue, changing nothing."""
+
+    def __init__(self, queue: InferenceQueue, backend: Backend, limits: ChatLimits) -> None:
+        self._queue = queue
+        self._backend = backend
+        self._limits = limits
+        self._ids = itertools.count(1)
+
+    async def answer(
+        self,
+        asker: IncomingMessage,
+        plans: Sequence[ComposedPlan],
+        text: str,
+        history: Sequence[tuple[str, str]],
+    ) -> list[PreviewAnswer]:
+        """Each plan's answer to ``text`` after ``history``, in the order of ``plans``.
+
+        Raises:
+            InferenceError: the queue refused a job (rate limit, full): none then runs.
+        """
+        jobs: list[tuple[ComposedPlan, Job | PreviewAnswer]] = []
+        try:
+            for plan in plans:
+                jobs.append((plan, self._submit(asker, plan, text, history)))
+        except InferenceError:
+            for _, job in jobs:
+                if isinstance(job, Job):
+                    job.cancel()
+            raise
+        try:
+            return list(await asyncio.gather(*(
+                _collect(plan, job) if isinstance(job, Job) else _ready(job)
+                for plan, job in jobs
+            )))
+        finally:
+            for _, job in jobs:
+                if isinstance(job, Job) and not job.finished:
+                    job.cancel()
+
+    def _submit(self, asker: IncomingMessage, plan: ComposedPlan, text: str,
+                history: Sequence[tuple[str, str]]) -> Job | PreviewAnswer:
+        refusal = refusal_for(text, [s.value for s in plan.refuse])
+        if refusal is not None:
+            return PreviewAnswer(refusal, refused=True)
+        limits = self._limits
+        reply_tokens = int(plan.sampling_values().get("max_tokens", limits.reply_tokens))
+        budget = PromptBudget(limits.n_ctx, min(reply_tokens, limits.n_ctx // 2))
+        fitted = fit_prompt(plan.system_prompt, history, text, budget,
+                            self._backend.count_tokens)
+        scope = asker.scope
+        # A session of its own: the place's conversation keeps its cached prompt.
+        session = f"{scope.key()}#preview{next(self._ids)}"
+        request = build_request(plan, fitted.messages, budget.reply_tokens, session)
+        return self._queue.submit(request, scope.key(), user_key(asker))
+
+
+async def _ready(answer: PreviewAnswer) -> PreviewAnswer:
+    return answer
+
+
+async def _collect(plan: ComposedPlan, job: Job) -> PreviewAnswer:
+    """The job's text as a reply would show it: filtered, and cut at the length cap."""
+    output = OutputFilter(banned=[s.value for s in plan.banned],
+                          redact=[s.value for s in plan.redact])
+    limit = plan.max_reply_chars.value if plan.max_reply_chars else None
+    visible = ""
+    failure: str | None = None
+    async for event in job.events():
+        if event.kind == "text":
+            visible += output.feed(event.text)
+            if limit is not None and len(visible) >= limit:
+                job.cancel()
+                break
+        elif event.kind == "error" and event.error is not None:
+            failure = str(event.error)
+    visible += output.flush()
+    if limit is not None:
+        visible = cut_to_length(visible, limit)
+    return PreviewAnswer(visible.strip(), failure=failure)
