@@ -104,3 +104,13 @@ async def test_a_direct_message_stays_as_it_was(
     seen = await ask(app, chat, backend, dm)
     assert seen[-1] == ("user", "hi there")
     assert GROUP_NOTE not in seen[0][1]
+
+
+async def test_messages_remembered_before_names_were_kept_are_someones(
+    app: App, chat: RecordingAdapter, backend: FakeBackend
+) -> None:
+    await app.store.conversations.append_exchange(
+        GENERAL, [("user", "an old question"), ("assistant", "an old answer")], 40)
+    seen = await ask(app, chat, backend, message("a new one", author="Ada"))
+    assert seen[1:] == [("user", "Someone: an old question"), ("assistant", "an old answer"),
+                        ("user", "Ada: a new one")]

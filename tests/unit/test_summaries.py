@@ -120,3 +120,21 @@ async def test_a_summary_of_forgotten_turns_is_not_stored(
     await app.store.conversations.clear_history(GENERAL)
     assert not await app.store.summaries.fold(GENERAL, "a summary", turns)
     assert await app.store.summaries.summary(GENERAL) is None
+
+
+async def test_a_waiting_background_job_can_be_cancelled_and_is_stopped_with_the_queue() -> None:
+    backend = FakeBackend(gated=True)
+    queue = InferenceQueue(backend)
+    await queue.start()
+    try:
+        busy = queue.submit(request("a"), "c1", "u1")
+        await backend.wait_for_requests(1)
+        cancelled = queue.submit(request("s1"), "c1#summary", "cabot", priority="low")
+        waiting = queue.submit(request("s2"), "c2#summary", "cabot", priority="low")
+        cancelled.cancel()
+        assert (await collect(cancelled))[1] is not None
+    finally:
+        await queue.stop()
+    assert (await collect(waiting))[1] is not None, "stopping the queue ends it too"
+    assert (await collect(busy))[1] is not None
+    assert len(backend.requests) == 1
