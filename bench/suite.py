@@ -21,17 +21,20 @@ log = logging.getLogger(__name__)
 RESULTS = Path(__file__).resolve().parent / "results"
 # Memory runs first: its probes are fresh processes, but the parent's own size stays
 # smallest before any engine has been loaded in it.
-ROWS = ("memory", "stream", "aggregate", "returning", "fairness", "routing")
+ROWS = ("memory", "stream", "aggregate", "returning", "fairness", "routing", "gemma-stream",
+        "gemma-channels")
 
 
 def runners() -> dict[str, Callable[[BenchConfig], Awaitable[Row | list[Row]]]]:
     from bench.fairness import fairness
+    from bench.gemma import gemma_channels, gemma_stream
     from bench.memory import memory
     from bench.routing import routing
     from bench.streams import aggregate, returning, single_stream
 
     return {"stream": single_stream, "aggregate": aggregate, "returning": returning,
-            "fairness": fairness, "memory": memory, "routing": routing}
+            "fairness": fairness, "memory": memory, "routing": routing,
+            "gemma-stream": gemma_stream, "gemma-channels": gemma_channels}
 
 
 async def run(config: BenchConfig, only: list[str]) -> list[Row]:
