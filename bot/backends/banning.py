@@ -5,7 +5,8 @@ A banned word is banned as a whole word with its inflections ("banana" also bans
 tokenization the model tries and however it is spelled, as far as the vocabulary has
 the tokens for it: in any letter case, with accents, look-alike letters (a Cyrillic a, U+0430),
 leetspeak (``P4R1S``), emphasis marks or invisible characters inside, and spelled out
-letter by letter (``B-A-N-A-N-A``: the token of the last letter is forbidden). Token
+letter by letter (``B-A-N-A-N-A``: the token of the last letter is forbidden) or in
+syllables (``Ban-ana``: the rest after the hyphen is forbidden). Token
 texts and the generated text are compared in one canonical folding (``canonical``):
 the base fold of ``bot.rules.folding``, leet read as letters, ``l`` and ``i`` alike.
 
@@ -19,6 +20,7 @@ processors in one ``BannedWordsCache``.
 from __future__ import annotations
 
 import functools
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 
@@ -34,6 +36,7 @@ _NEG_INF = float("-inf")
 # (a "Wow!" must not read as a word going on); the stream filter reads them in context.
 _LEET = {k: v for k, v in LEET_READINGS[0].items() if k.isdigit() or k in "$@€"}
 _SPELLED_MAX = 3
+_SYLLABLE_HYPHEN = re.compile(r"(?<=[a-z])-(?=[a-z]|$)")
 """The most letters one token may spell out (``"-M-N"``)."""
 
 
@@ -200,11 +203,14 @@ class BannedWords:
         folded = canonical(tail)
         if not folded or not _is_word_char(folded[-1]):
             result.append(self._at_word_start)
-        for head, ids in self._after_arrays.items():
-            if folded.endswith(head):
-                before = len(folded) - len(head)
-                if before <= 0 or not _is_word_char(folded[before - 1]):
-                    result.append(ids)
+        # A hyphen between syllables ("Ban-" before "ana") does not end the word.
+        joined = _SYLLABLE_HYPHEN.sub("", folded)
+        for tail in {folded, joined}:
+            for head, ids in self._after_arrays.items():
+                if tail.endswith(head):
+                    before = len(tail) - len(head)
+                    if before <= 0 or not _is_word_char(tail[before - 1]):
+                        result.append(ids)
         if self._spelled_arrays:
             spelled = _spelled_tail(folded)
             if spelled is not None:

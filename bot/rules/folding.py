@@ -16,6 +16,7 @@ the folded text masks exactly the characters a reader saw:
               ``john [at] example [dot] com``, ``hxxps://``, ``http[:]//``
     leet      digits and symbols inside a word that has letters read as letters:
               ``p0rn``, ``P4R1S``, ``$h1t`` (two readings: ``1`` as ``i`` and as ``l``)
+    syllables a hyphen between two letters dropped: ``Ban-ana``, ``shi-t``
 
 ``views()`` gives every stage; a rule matches if it matches any of them. Word
 boundaries on folded text are ASCII letters and digits (``WORD``), so matching stays
@@ -194,6 +195,28 @@ def without_emphasis(folded: Folded) -> Folded:
         after = end == len(text) or text[end] in WORD
         if before and after:
             keep[start:end] = [False] * (end - start)
+            changed = True
+    return _keep(folded, keep) if changed else folded
+
+
+HYPHENS = frozenset("-\u2010\u2011")
+"""Hyphens that may split a word into syllables (``Ban-ana``, ``shi-t``)."""
+
+
+def without_hyphens(folded: Folded) -> Folded:
+    """Syllables joined: a hyphen between two letters dropped (``Ban-ana``, ``Fran-ce``).
+
+    Only between letters, so numbers and ranges (``1914-1918``) keep theirs; a hyphen at
+    the very end after a letter is dropped too (the word may go on).
+    """
+    text = folded.text
+    keep = [True] * len(text)
+    changed = False
+    for start, end in _runs(text, HYPHENS):
+        if end - start != 1 or start == 0 or text[start - 1] not in LETTERS:
+            continue
+        if end == len(text) or text[end] in LETTERS:
+            keep[start] = False
             changed = True
     return _keep(folded, keep) if changed else folded
 
@@ -381,13 +404,15 @@ def addresses(folded: Folded) -> Folded:
 
 
 def views(text: str) -> list[Folded]:
-    """Every folded reading of ``text``, each once: base, emphasis, spelled, addresses
-    and leet."""
+    """Every folded reading of ``text``, each once: base, emphasis, spelled, addresses,
+    leet, and syllables joined."""
     first = base(text)
     second = without_emphasis(first)
     third = addresses(spelled(second))
+    joined = without_hyphens(second)
     result = [first]
-    for view in (second, third, *(leet(third, r) for r in LEET_READINGS)):
+    for view in (second, third, *(leet(third, r) for r in LEET_READINGS), joined,
+                 leet(joined, LEET_READINGS[0])):
         if all(view.text != seen.text for seen in result):
             result.append(view)
     return result

@@ -53,6 +53,7 @@ def test_the_base_fold_reads_letters_as_a_reader_does(written: str, read: str) -
         ("john at example dot com", "john@example.com"),
         ("hxxps://example[.]com", "https://example.com"),
         ("www dot example dot org", "www.example.org"),
+        ("Ban-ana", "banana"),
     ],
 )
 def test_every_obfuscation_has_a_reading(written: str, read: str) -> None:
