@@ -133,6 +133,7 @@ class App:
             ChatLimits(settings.n_ctx, settings.reply_tokens, settings.history_messages),
             flood=FloodGuard(settings.flood_messages, settings.user_rate_window),
             budgets=self.budgets,
+            switch_probes=settings.switch_probes,
         )
         self.adapters: list[Adapter] = []
         self._started: list[str] = []

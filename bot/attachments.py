@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.messages import MAX_ATTACHMENT_BYTES, Attachment
+from bot.messages import MAX_ATTACHMENT_BYTES, MAX_IMAGE_BYTES, Attachment
 
 
 def too_large(name: str, size: int) -> Attachment:
@@ -10,7 +10,7 @@ def too_large(name: str, size: int) -> Attachment:
     return Attachment(
         name=name, size=size,
         problem=(f"{name} is {size:,} bytes; cabot reads attached files of up to "
-                 f"{MAX_ATTACHMENT_BYTES // 1024} KB."),
+                 f"{size_limit(name) // 1024} KB."),
     )
 
 
@@ -20,11 +20,16 @@ def unreadable(name: str, size: int, why: str) -> Attachment:
                       problem=f"cabot could not download {name} ({why}); try again.")
 
 
+def size_limit(name: str) -> int:
+    """The most bytes adapters read of an attached file called ``name``."""
+    return MAX_IMAGE_BYTES if name.lower().endswith(".png") else MAX_ATTACHMENT_BYTES
+
+
 def from_bytes(name: str, data: bytes) -> Attachment:
-    """An attachment read as UTF-8 text (a byte-order mark dropped)."""
+    """An attachment read as UTF-8 text (a byte-order mark dropped), its bytes kept too."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        return Attachment(name=name, size=len(data),
+        return Attachment(name=name, size=len(data), data=data,
                           problem=f"{name} is not a UTF-8 text file.")
-    return Attachment(name=name, size=len(data), text=text)
+    return Attachment(name=name, size=len(data), text=text, data=data)

@@ -73,10 +73,14 @@ class Attachment(BaseModel):
     size: int
     text: str | None = None
     problem: str | None = None
+    data: bytes | None = None
+    """The file's bytes as read, text or not (a PNG character card is binary)."""
 
 
 MAX_ATTACHMENT_BYTES = 64 * 1024
 """The largest attached file adapters read for the core (a layer's TOML is far smaller)."""
+MAX_IMAGE_BYTES = 8 << 20
+"""The largest attached PNG adapters read (a character card is a picture with the card in it)."""
 
 
 class IncomingMessage(BaseModel):

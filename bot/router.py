@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 
 from bot.adapter import Adapter, MessageSink
+from bot.automod import AutoModSource
 from bot.backends.base import Backend
 from bot.budgets import Budgets
 from bot.commands import CommandReply, CommandRunner
@@ -15,6 +16,7 @@ from bot.errors import AdapterError
 from bot.flood import FloodGuard
 from bot.messages import CommunityMoved, IncomingMessage, OutgoingMessage, Scope
 from bot.preview import Previewer
+from bot.probes import ProbeRunner
 from bot.queue import InferenceQueue
 from bot.reply import ChatLimits, ChatReplier, ReplyStats, user_key
 from bot.resolution import ProfileResolver
@@ -44,13 +46,16 @@ class Router:
         clock: Callable[[], float] = time.monotonic,
         flood: FloodGuard | None = None,
         budgets: Budgets | None = None,
+        switch_probes: bool = True,
     ) -> None:
         self._store = store
         self._flood = flood
         reports = ReplyReports()
         self.commands = CommandRunner(store, resolver, enforces=backend.enforces,
                                       reports=reports, budgets=budgets,
-                                      previewer=Previewer(queue, backend, limits))
+                                      previewer=Previewer(queue, backend, limits),
+                                      probes=ProbeRunner(queue, backend.count_tokens, limits)
+                                      if switch_probes else None)
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
         self._observers: list[ReplyObserver] = []
@@ -133,7 +138,11 @@ class Router:
             if not moderator and not await self._admit(adapter, message):
                 return None
             if not isinstance(command, CommandReply):
-                command = await self.commands.run(message, command)
+                async def notify(reply: CommandReply) -> None:
+                    await self.say(adapter, message, reply)
+
+                automod = adapter if isinstance(adapter, AutoModSource) else None
+                command = await self.commands.run(message, command, notify, automod)
             await self.say(adapter, message, command)
             return None
         if not message.addressed and await self._reply_mode(message.scope) != "always":

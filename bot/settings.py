@@ -112,6 +112,12 @@ class Settings(BaseSettings):
         "past that it tells the user once and stays quiet until the window passes.",
     )
     job_timeout: float = Field(default=180.0, gt=0, description="Wall-clock limit per job, s.")
+    switch_probes: bool = Field(
+        default=True,
+        description="Run a stack's probes when a moderator switches a place to it (through "
+        "the shared queue, at low priority); each community chooses whether a failing probe "
+        "warns or blocks (/profile probes).",
+    )
     shutdown_grace: float = Field(
         default=7.0, ge=0,
         description="Seconds replies in progress may take to finish on SIGTERM or SIGINT "

@@ -23,6 +23,7 @@ import discord
 from cachetools import LRUCache
 from discord import app_commands
 
+from adapters.discord.automod import fetch_rules
 from adapters.discord.client import Endpoints, make_client, no_pings
 from adapters.discord.commands import Interaction, build_commands, command_text
 from adapters.discord.connection import GatewayWatch, ended_message
@@ -43,6 +44,7 @@ from bot.commands import Registry, build_registry
 from bot.errors import AdapterError, ConfigError
 from bot.messages import Command, IncomingMessage, OutgoingMessage, SentMessage
 from profiles import Library, load_builtin_library
+from profiles.automod import AutoModRule
 
 log = logging.getLogger(__name__)
 
@@ -387,6 +389,14 @@ class DiscordAdapter:
             return
         channel = self._source(message).channel
         await self._gate.call(_typing_once(channel), _where(message))
+
+    async def automod_rules(self, message: IncomingMessage) -> tuple[AutoModRule, ...]:
+        """The AutoMod rules of the server ``message`` came from (``bot.automod``)."""
+        if self._client is None:
+            raise AdapterError("cabot is not connected to Discord.")
+        if message.is_direct or not message.scope.community.isdigit():
+            raise AdapterError("AutoMod rules belong to a server: run this in the server.")
+        return await fetch_rules(self._client, int(message.scope.community))
 
     # -- helpers --------------------------------------------------------------------
 

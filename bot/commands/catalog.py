@@ -6,7 +6,18 @@ menu are all generated from :data:`COMMANDS`.
 
 from __future__ import annotations
 
-from bot.commands import budget, handlers, history, layers, me, memory, preview
+from bot.commands import (
+    automod,
+    budget,
+    handlers,
+    history,
+    layers,
+    me,
+    memory,
+    packages,
+    preview,
+    probing,
+)
 from bot.commands.registry import (
     SCOPE,
     ArgKind,
@@ -81,6 +92,20 @@ COMMANDS = (
                 me.profile_disallow, (LAYERS, SCOPE), Permission.MODERATOR),
     CommandSpec(("profile", "audit"), "the latest alignment changes: who, when, old, new",
                 handlers.profile_audit, private=True),
+    CommandSpec(("profile", "probes"),
+                "whether a failing probe only warns (the default) or blocks a profile switch",
+                probing.profile_probes,
+                (Argument("mode", ArgKind.CHOICE, "What a failing probe does", required=False,
+                          choices=(Choice("warn", "switch anyway, and say which failed"),
+                                   Choice("block", "do not switch"))),),
+                Permission.COMMUNITY_MODERATOR),
+    CommandSpec(("profile", "automod"),
+                "import the server's AutoMod keyword rules as a locked layer, or compare them",
+                automod.profile_automod,
+                (Argument("action", ArgKind.CHOICE, "Import the rules or compare them",
+                          choices=(Choice("import", "make the automod layer from them"),
+                                   Choice("show", "compare the layer with them"))),),
+                Permission.COMMUNITY_MODERATOR),
     CommandSpec(("profile", "history"),
                 "every version of this place's alignment (or of a community profile): who, "
                 "when, what", history.profile_history,
@@ -120,6 +145,16 @@ COMMANDS = (
                 Permission.COMMUNITY_MODERATOR),
     CommandSpec(("layer", "edit"), "replace a community layer's TOML (the old version is kept)",
                 layers.layer_edit, (LAYER_NAME, LAYER_TOML, LAYER_FILE),
+                Permission.COMMUNITY_MODERATOR),
+    CommandSpec(("layer", "import"),
+                "import an attached layer package or SillyTavern character card into this "
+                "community",
+                packages.layer_import,
+                (Argument("options", ArgKind.WORD, "replace (to replace what differs), or "
+                          "old=new to import under new names", required=False, many=True,
+                          metavar="replace|old=new"),
+                 Argument("file", ArgKind.FILE, "The package (.toml) or card (.json, .png)",
+                          required=False, metavar="package or card")),
                 Permission.COMMUNITY_MODERATOR),
     CommandSpec(("layer", "delete"), "delete a community layer no place uses",
                 layers.layer_delete, (Argument("name", ArgKind.LAYER, "The layer"),),

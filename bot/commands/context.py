@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -13,7 +14,9 @@ from bot.store import Actor, Level, Store
 from bot.why import ReplyReports
 
 if TYPE_CHECKING:
+    from bot.automod import AutoModSource
     from bot.preview import Previewer
+    from bot.probes import ProbeRunner
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,12 @@ class CommandContext:
     """Daily token budgets (for /me and /budget); None: only communities' own apply."""
     previewer: Previewer | None = None
     """Generates previews through the shared queue (for /profile preview)."""
+    probes: ProbeRunner | None = None
+    """Runs probes through the shared queue (when a switch selects a stack with probes)."""
+    notify: Callable[[CommandReply], Awaitable[None]] | None = None
+    """Posts a notice in answer to the command before its answer (e.g. probes running)."""
+    automod: AutoModSource | None = None
+    """The platform's AutoMod rules, where it has them (Discord)."""
 
     @property
     def actor(self) -> Actor:

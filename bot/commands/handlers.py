@@ -6,6 +6,7 @@ import re
 import time
 
 from bot.commands.context import CommandContext, CommandReply
+from bot.commands.probing import switch_with_probes
 from bot.commands.render import (
     describe_audit,
     describe_report,
@@ -94,18 +95,31 @@ async def profile_use(ctx: CommandContext, command: Command) -> CommandReply:
     library = await _library(ctx)
     profile = library.profile(command.word("profile") or "")
     bounds = await _check_bounded(ctx, library, profile.layers)
-    await ctx.store.alignment.bind(ctx.message.scope, ctx.level, ctx.actor, profile=profile.name)
-    return CommandReply(f"{where(ctx.level)} now uses profile '{profile.name}' "
-                        f"({', '.join(profile.layers)}){_with_bounds(bounds, profile.layers)}.")
+
+    async def bind() -> None:
+        await ctx.store.alignment.bind(ctx.message.scope, ctx.level, ctx.actor,
+                                       profile=profile.name)
+
+    # The stack's probes run first or after, as the community's setting says.
+    return await switch_with_probes(
+        ctx, library, profile.layers, bounds, profile, bind,
+        f"{where(ctx.level)} now uses profile '{profile.name}' "
+        f"({', '.join(profile.layers)}){_with_bounds(bounds, profile.layers)}.")
 
 
 async def profile_set(ctx: CommandContext, command: Command) -> CommandReply:
     """``/profile set <layer> [<layer> ...]``."""
     names = command.words("layers")
-    bounds = await _check_bounded(ctx, await _library(ctx), names)
-    await ctx.store.alignment.bind(ctx.message.scope, ctx.level, ctx.actor, layers=names)
-    return CommandReply(f"{where(ctx.level)} now uses the layers {', '.join(names)}"
-                        f"{_with_bounds(bounds, names)}.")
+    library = await _library(ctx)
+    bounds = await _check_bounded(ctx, library, names)
+
+    async def bind() -> None:
+        await ctx.store.alignment.bind(ctx.message.scope, ctx.level, ctx.actor, layers=names)
+
+    return await switch_with_probes(
+        ctx, library, names, bounds, None, bind,
+        f"{where(ctx.level)} now uses the layers {', '.join(names)}"
+        f"{_with_bounds(bounds, names)}.")
 
 
 async def profile_reset(ctx: CommandContext, command: Command) -> CommandReply:

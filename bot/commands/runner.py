@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
+from bot.automod import AutoModSource
 from bot.backends.base import LOCAL_SAMPLING, SamplingRule
 from bot.budgets import Budgets
 from bot.commands.catalog import build_registry
@@ -12,6 +14,7 @@ from bot.commands.registry import Registry, check_permission, validate
 from bot.errors import CabotError
 from bot.messages import Command, IncomingMessage
 from bot.preview import Previewer
+from bot.probes import ProbeRunner
 from bot.resolution import ProfileResolver
 from bot.store import Store
 from bot.why import ReplyReports
@@ -31,8 +34,10 @@ class CommandRunner:
         reports: ReplyReports | None = None,
         budgets: Budgets | None = None,
         previewer: Previewer | None = None,
+        probes: ProbeRunner | None = None,
     ) -> None:
         self._previewer = previewer
+        self._probes = probes
         self._store = store
         self._budgets = budgets
         self._reports = reports if reports is not None else ReplyReports()
@@ -50,8 +55,18 @@ class CommandRunner:
         except CabotError as error:
             return CommandReply(str(error), ephemeral=True)
 
-    async def run(self, message: IncomingMessage, command: Command) -> CommandReply:
-        """Run one command; user mistakes become a reply, never an exception."""
+    async def run(
+        self,
+        message: IncomingMessage,
+        command: Command,
+        notify: Callable[[CommandReply], Awaitable[None]] | None = None,
+        automod: AutoModSource | None = None,
+    ) -> CommandReply:
+        """Run one command; user mistakes become a reply, never an exception.
+
+        ``notify`` posts notices before the answer; ``automod`` reads the platform's
+        AutoMod rules, where it has them.
+        """
         try:
             spec = self.registry.spec(command.path)
         except KeyError:
@@ -62,6 +77,7 @@ class CommandRunner:
             context = CommandContext(
                 message, self._store, self._resolver, level, self._help, self._enforces,
                 self._reports, self._budgets, previewer=self._previewer,
+                probes=self._probes, notify=notify, automod=automod,
             )
             return await spec.handler(context, command)
         except CabotError as error:

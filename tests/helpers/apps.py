@@ -16,8 +16,10 @@ from bot.settings import Settings
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     """Settings isolated from the environment, with the database in ``tmp_path``."""
+    # Limits and background work that would get in the way of other tests are off; the
+    # tests of each turn them on (the probes a switch runs: switch_probes=True).
     values: dict[str, Any] = {"db": tmp_path / "cabot.db", "user_rate": 1000,
-                              "flood_messages": 1000}
+                              "flood_messages": 1000, "switch_probes": False}
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 

@@ -103,6 +103,8 @@ class FakeDiscord:
         self._buckets: dict[str, RateBucket] = {}
         self._injected: dict[str, list[tuple[int, float]]] = {}
         self.forbidden: set[str] = set()
+        self.automod_rules: dict[str, list[JSON]] = {}
+        """Each guild's AutoMod rules, in Discord's wire format (``add_automod_rule``)."""
         self.message_content = True
         """Whether the Message Content intent is switched on in the developer portal."""
         self._changed = asyncio.Condition()
@@ -125,6 +127,7 @@ class FakeDiscord:
             ("PUT", "/applications/{app}/commands", self._put_commands),
             ("PUT", "/applications/{app}/guilds/{guild}/commands", self._put_commands),
             ("GET", "/channels/{channel}", self._get_channel),
+            ("GET", "/guilds/{guild}/auto-moderation/rules", self._get_automod_rules),
             ("POST", "/channels/{channel}/messages", self._post_message),
             ("GET", "/channels/{channel}/messages/{message}", self._get_message),
             ("PATCH", "/channels/{channel}/messages/{message}", self._patch_message),
@@ -278,6 +281,49 @@ class FakeDiscord:
             "default_message_notifications": 0, "system_channel_flags": 0,
             "preferred_locale": "en-US", "nsfw_level": 0, "joined_at": now_iso(),
         }
+
+    def add_automod_rule(
+        self,
+        guild: FakeGuild,
+        name: str,
+        *,
+        trigger_type: int = 1,
+        keyword_filter: Iterable[str] = (),
+        regex_patterns: Iterable[str] = (),
+        allow_list: Iterable[str] = (),
+        presets: Iterable[int] = (),
+        enabled: bool = True,
+    ) -> JSON:
+        """An AutoMod rule as a server admin makes it (Discord's limits checked).
+
+        ``trigger_type``: 1 keyword, 3 spam, 4 keyword preset, 5 mention spam.
+        """
+        keywords, patterns, allowed = list(keyword_filter), list(regex_patterns), list(allow_list)
+        if len(keywords) > 1000 or any(len(k) > 60 for k in keywords):
+            raise ValueError("Discord: at most 1000 keywords of at most 60 characters")
+        if len(patterns) > 10 or any(len(p) > 260 for p in patterns):
+            raise ValueError("Discord: at most 10 regular expressions of at most 260 characters")
+        if len(allowed) > (1000 if trigger_type == 4 else 100):
+            raise ValueError("Discord: too many allow-list entries")
+        metadata: JSON
+        if trigger_type == 1:
+            metadata = {"keyword_filter": keywords, "regex_patterns": patterns,
+                        "allow_list": allowed}
+        elif trigger_type == 4:
+            metadata = {"presets": list(presets), "allow_list": allowed}
+        elif trigger_type == 5:
+            metadata = {"mention_total_limit": 5, "mention_raid_protection_enabled": False}
+        else:
+            metadata = {}
+        rule: JSON = {
+            "id": self.snowflake(), "guild_id": guild.id, "name": name,
+            "creator_id": guild.owner_id, "event_type": 1, "trigger_type": trigger_type,
+            "trigger_metadata": metadata,
+            "actions": [{"type": 1, "metadata": {"custom_message": "Blocked by AutoMod"}}],
+            "enabled": enabled, "exempt_roles": [], "exempt_channels": [],
+        }
+        self.automod_rules.setdefault(guild.id, []).append(rule)
+        return rule
 
     # -- what users do --------------------------------------------------------------
 
@@ -500,6 +546,14 @@ class FakeDiscord:
             self.commands[command["name"]] = full
             echoed.append(full)
         return json_response(echoed)
+
+    async def _get_automod_rules(self, request: web.Request) -> web.Response:
+        guild = self.guilds.get(request.match_info["guild"])
+        if guild is None:
+            return error(404, 10004, "Unknown Guild")
+        if not self.permissions(guild, self.bot["id"]) & MANAGE_GUILD:
+            return error(403, 50013, "Missing Permissions")
+        return json_response(self.automod_rules.get(guild.id, []))
 
     async def _get_channel(self, request: web.Request) -> web.Response:
         channel = self._channel_json(request.match_info["channel"])
