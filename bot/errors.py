@@ -10,7 +10,8 @@ them apart with ``isinstance``, never by their text.
     ├── ProfileError                (profiles.errors)
     │   ├── LayerFileError          malformed layer or profile file
     │   ├── CompositionError        conflicting, duplicate or missing layers
-    │   └── UnknownNameError        unknown profile or layer, with suggestions
+    │   ├── UnknownNameError        unknown profile or layer, with suggestions
+    │   └── PackageError            a layer package or character card cannot be imported
     ├── ConfigError                 settings that cannot work (e.g. no model file)
     ├── StoreError                  the SQLite store cannot be opened or written
     │   ├── SchemaTooNewError       the database was written by a newer cabot
@@ -40,6 +41,7 @@ from profiles.errors import (
     CabotError,
     CompositionError,
     LayerFileError,
+    PackageError,
     ProfileError,
     UnknownNameError,
 )
@@ -59,6 +61,7 @@ __all__ = [
     "JobTimeoutError",
     "LayerFileError",
     "MessageGoneError",
+    "PackageError",
     "PermissionDeniedError",
     "PlatformRateLimitError",
     "ProfileError",
