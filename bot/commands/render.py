@@ -73,6 +73,15 @@ def explain_plan(
         lines.extend(f"  [{part.layer}] {part.value}" for part in plan.prompt)
     else:
         lines.append("  (none)")
+    if plan.post_history:
+        lines += ["", "After the conversation, before each answer:"]
+        lines.extend(f"  [{part.layer}] {part.value}" for part in plan.post_history)
+    for book in plan.lore:
+        lines += ["", f"Lorebook ({book.layer}): {len(book.value.entries)} entries, added "
+                  f"when their keys appear in the last {book.value.scan_depth} messages, "
+                  f"within {book.value.token_budget} tokens:"]
+        lines.extend(f"  {', '.join(entry.keys) or '(always)'}: {entry.content[:80]}"
+                     for entry in book.value.entries)
     lines += ["", "Sampling:"]
     for key in Sampling.model_fields:
         if key in plan.sampling:

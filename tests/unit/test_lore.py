@@ -75,3 +75,13 @@ def test_post_history_follows_the_newest_user_turn(mira: Layer) -> None:
     assert placed[0] == messages[0]
     assert placed[-1].content == "hi\n\n" + mira.post_history
     assert with_post_history(messages, compose([Layer(name="x", description="x")])) == messages
+
+
+def test_explain_shows_the_lorebook_and_the_post_history_instructions(mira: Layer) -> None:
+    from bot.commands.render import explain_plan
+
+    text = explain_plan(compose([mira]), "Card")
+    assert "After the conversation, before each answer:\n  [captain-mira] Answer as" in text
+    assert "Lorebook (captain-mira): 3 entries, added when their keys appear in the last 3 " \
+           "messages, within 200 tokens:" in text
+    assert "  kraken, sea monster: The fishermen of Greyhaven" in text
