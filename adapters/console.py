@@ -25,7 +25,10 @@ Console: type a message to talk to cabot in the current channel.
   :who NAME       change your name
   :group on|off   a group channel (cabot tells the model who said what) or a direct chat
   :quit           leave
-Commands: /help lists cabot's commands, e.g. /profile show, /profile explain, /profile use kids."""
+Commands: /help lists cabot's commands, e.g. /profile show, /profile explain, /profile use kids.
+A ``` code block opened on a line runs until it is closed: /layer create NAME ```toml
+starts a layer's TOML on the next lines."""
+FENCE = "```"
 
 
 class ConsoleAdapter:
@@ -185,6 +188,13 @@ class ConsoleAdapter:
             line = line.strip()
             if not line:
                 continue
+            while line.count(FENCE) % 2:
+                # A code block (a layer's TOML after /layer create) runs until it closes.
+                more = await queue.get()
+                if more is None:
+                    queue.put_nowait(None)  # the end of input, once this line is handled
+                    break
+                line += "\n" + more.rstrip("\n")
             if line.startswith(":"):
                 if not self.control(line):
                     return

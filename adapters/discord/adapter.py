@@ -23,6 +23,7 @@ import discord
 from cachetools import LRUCache
 from discord import app_commands
 
+from adapters.discord.attachments import attached, read_attachments
 from adapters.discord.automod import fetch_rules
 from adapters.discord.client import Endpoints, make_client, no_pings
 from adapters.discord.commands import Interaction, build_commands, command_text
@@ -282,7 +283,12 @@ class DiscordAdapter:
             return
         self._seen[message.id] = None
         channel = await self._channel_of(message)
-        await sink(incoming_from_message(message, client.user.id, channel))
+        incoming = incoming_from_message(message, client.user.id, channel)
+        if message.attachments and self._registry.is_command(incoming.text):
+            # Only a command reads its files (a layer's TOML); chat never downloads them.
+            files = await read_attachments(message.attachments)
+            incoming = incoming.model_copy(update={"attachments": files})
+        await sink(incoming)
 
     async def _channel_of(self, message: discord.Message) -> Any:
         """The message's channel, looked up once when only its id is known.
@@ -318,7 +324,12 @@ class DiscordAdapter:
             return
         sink = self._sink
         if sink is not None:
-            await sink(incoming_from_interaction(interaction, text, reply, command))
+            incoming = incoming_from_interaction(interaction, text, reply, command)
+            files = attached(interaction.namespace)
+            if files:
+                incoming = incoming.model_copy(
+                    update={"attachments": await read_attachments(files)})
+            await sink(incoming)
 
     async def _on_tree_error(
         self, interaction: Interaction, error: app_commands.AppCommandError

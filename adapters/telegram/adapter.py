@@ -42,17 +42,19 @@ from adapters.telegram.convert import (
     strip_mentions,
     to_incoming,
 )
+from adapters.telegram.documents import document_of, file_url_for, read_document
 from adapters.telegram.limits import FloodLimits, utf16_length
 from adapters.telegram.menu import bot_commands
 from adapters.telegram.outbox import Outbox, Sleep
 from adapters.telegram.polling import PollWatch, WatchedPollRequest
+from adapters.telegram.private import PrivateReplies
 from adapters.telegram.redaction import guard_token
 from adapters.telegram.settings import TelegramSettings
 from adapters.telegram.webhook import WebhookServer, derived_secret
 from bot.adapter import Capabilities, MessageSink
 from bot.commands import Registry, build_registry
 from bot.errors import AdapterError, ConfigError
-from bot.messages import CommunityMoved, IncomingMessage, OutgoingMessage, SentMessage
+from bot.messages import Attachment, CommunityMoved, IncomingMessage, OutgoingMessage, SentMessage
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +126,7 @@ class TelegramAdapter:
             measure=utf16_length,  # Telegram's 4,096 counts UTF-16 code units
         )
         self._outbox = Outbox(self.limits, clock, sleep)
+        self._private = PrivateReplies(self._outbox)
         self._application: TelegramApp | None = None
         self._admins: AdminCache | None = None
         self._webhook: WebhookServer | None = None
@@ -144,6 +147,9 @@ class TelegramAdapter:
         builder = ApplicationBuilder().token(token).concurrent_updates(True)
         if self._settings.base_url:
             builder = builder.base_url(self._settings.base_url)
+        file_url = file_url_for(self._settings)
+        if file_url:
+            builder = builder.base_file_url(file_url)
         if webhook_url:
             builder = builder.updater(None)
         else:
@@ -151,6 +157,10 @@ class TelegramAdapter:
         application = builder.build()
         application.add_handler(
             MessageHandler(filters.UpdateType.MESSAGE & filters.TEXT, self._on_message)
+        )
+        application.add_handler(  # a file sent with a command as its caption
+            MessageHandler(filters.UpdateType.MESSAGE & filters.Document.ALL & filters.CAPTION,
+                           self._on_message)
         )
         application.add_handler(
             MessageHandler(filters.StatusUpdate.MIGRATE, self._on_migrate)
@@ -312,22 +322,28 @@ class TelegramAdapter:
 
     async def _convert(self, message: Message) -> IncomingMessage | None:
         me = self._me
-        if me is None or message.text is None or message.is_automatic_forward:
+        written = message.text if message.text is not None else message.caption
+        if me is None or written is None or message.is_automatic_forward:
             return None  # posts a linked channel forwards into its group are not for cabot
         sender = sender_of(message)
         if sender.is_bot:
             return None
         self._outbox.reopen(message.chat.id)  # someone wrote there: the bot is back in
-        if command_for_other_bot(message.text, me):
+        if command_for_other_bot(written, me):
             return None
         text, mentioned = strip_mentions(message, me)
         text = normalise_command(text)
         moderator = False
+        files: tuple[Attachment, ...] = ()
         if self._registry.is_command(text):
             # Only commands need to know who moderates; other messages cost no lookup.
             assert self._admins is not None
             moderator = await self._admins.moderates(message)
-        return to_incoming(message, me, text, mentions_bot=mentioned, moderator=moderator)
+            document = document_of(message)
+            if document is not None and self._application is not None:
+                files = (await read_document(self._application.bot, document),)
+        incoming = to_incoming(message, me, text, mentions_bot=mentioned, moderator=moderator)
+        return incoming.model_copy(update={"attachments": files}) if files else incoming
 
     async def _on_any(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         # Runs after the other handlers, for every update, ignored ones included.
@@ -352,7 +368,12 @@ class TelegramAdapter:
     # -- outgoing ------------------------------------------------------------------
 
     async def send(self, message: OutgoingMessage) -> SentMessage:
-        """Post ``message`` as a reply in the chat (and topic) it answers."""
+        """Post ``message`` as a reply in the chat (and topic) it answers; a private one
+        (a preview) in the asker's private chat with the bot, when the bot may write there."""
+        if message.private:
+            sent = await self._private.send(message)
+            if sent is not None:
+                return sent
         return await self._outbox.send(message)
 
     async def edit(self, sent: SentMessage, text: str) -> None:

@@ -68,13 +68,16 @@ def _utf16(text: str) -> bytes:
 
 
 def strip_mentions(message: Message, me: User) -> tuple[str, bool]:
-    """The message text without mentions of the bot, and whether there was one."""
-    text = message.text or ""
-    if not message.entities:
+    """The message text (or a file's caption) without mentions of the bot, and whether
+    there was one."""
+    captioned = message.text is None
+    text = (message.caption if captioned else message.text) or ""
+    entities = message.caption_entities if captioned else message.entities
+    if not entities:
         return text, False
     encoded = _utf16(text)
     spans: list[tuple[int, int]] = []
-    for entity in message.entities:
+    for entity in entities:
         piece = encoded[entity.offset * 2 : (entity.offset + entity.length) * 2]
         if entity.type == MessageEntity.MENTION:
             mentioned = piece.decode("utf-16-le").lstrip("@").lower()

@@ -17,6 +17,11 @@ class TelegramSettings(BaseSettings):
         default=None, description="The token from @BotFather; setting it turns the adapter on."
     )
     base_url: str | None = Field(default=None, description="Bot API address (default: Telegram's).")
+    base_file_url: str | None = Field(
+        default=None,
+        description="Where files are downloaded from (default: Telegram's, or beside "
+        "base_url: .../bot becomes .../file/bot).",
+    )
     webhook_url: str | None = Field(
         default=None, description="Receive updates by webhook at this URL instead of polling."
     )

@@ -105,6 +105,10 @@ class FakeDiscord:
         self.forbidden: set[str] = set()
         self.automod_rules: dict[str, list[JSON]] = {}
         """Each guild's AutoMod rules, in Discord's wire format (``add_automod_rule``)."""
+        self.files: dict[str, bytes] = {}
+        """Attached files' content by attachment id, served at their CDN address."""
+        self.downloads: list[str] = []
+        """Attachment ids downloaded, in order."""
         self.message_content = True
         """Whether the Message Content intent is switched on in the developer portal."""
         self._changed = asyncio.Condition()
@@ -118,6 +122,7 @@ class FakeDiscord:
     async def start(self) -> None:
         app = web.Application(middlewares=[self._record])
         app.add_routes(self.gateway.routes())
+        app.router.add_get("/attachments/{channel}/{attachment}/{filename}", self._download)
         api = "/api/v10"
         routes: list[tuple[str, str, Handler]] = [
             ("GET", "/users/@me", self._get_me),
@@ -334,11 +339,24 @@ class FakeDiscord:
         content: str,
         *,
         reply_to: str | None = None,
+        files: dict[str, bytes] | None = None,
     ) -> FakeMessage:
-        """``author`` posts ``content`` in a guild channel, thread or DM channel."""
+        """``author`` posts ``content`` in a guild channel, thread or DM channel, with
+        ``files`` (name to content) attached."""
         message = self.new_message(author, channel_id, content, reply_to=reply_to)
+        message.attachments = [self.attach(channel_id, name, data)
+                               for name, data in (files or {}).items()]
         await self.dispatch("MESSAGE_CREATE", self.message_payload(message))
         return message
+
+    def attach(self, channel_id: str, filename: str, data: bytes) -> JSON:
+        """An uploaded file, as Discord describes an attachment (its CDN ``url`` here)."""
+        attachment_id = self.snowflake()
+        self.files[attachment_id] = data
+        url = f"http://127.0.0.1:{self.port}/attachments/{channel_id}/{attachment_id}/{filename}"
+        return {"id": attachment_id, "filename": filename, "size": len(data), "url": url,
+                "proxy_url": url, "content_type": "application/toml; charset=utf-8",
+                "flags": 0}
 
     def new_message(
         self, author: JSON, channel_id: str, content: str, *, reply_to: str | None = None
@@ -363,15 +381,17 @@ class FakeDiscord:
         subcommand: str | None = None,
         *,
         autocomplete: str | None = None,
+        files: dict[str, tuple[str, bytes]] | None = None,
         **options: str,
     ) -> FakeInteraction:
         """``author`` runs ``/command [subcommand] option:value ...``.
 
         With ``autocomplete`` set to an option name, that option is being typed instead:
         an autocomplete interaction whose choices land in ``FakeInteraction.choices``.
+        ``files`` fills attachment options: option name to (file name, content).
         """
         interaction = self.new_interaction(author, channel_id, command, subcommand,
-                                           autocomplete=autocomplete, **options)
+                                           autocomplete=autocomplete, files=files, **options)
         await self.dispatch("INTERACTION_CREATE", interaction.payload)
         return interaction
 
@@ -383,16 +403,23 @@ class FakeDiscord:
         subcommand: str | None = None,
         *,
         autocomplete: str | None = None,
+        files: dict[str, tuple[str, bytes]] | None = None,
         **options: str,
     ) -> FakeInteraction:
         """An interaction as ``invoke`` makes it, recorded but not delivered."""
         if command not in self.commands:
             raise AssertionError(f"/{command} was never registered by the bot")
-        option_list = [
+        option_list: list[JSON] = [
             {"name": name, "type": 3, "value": value,
              **({"focused": True} if name == autocomplete else {})}
             for name, value in options.items()
         ]
+        # An attachment option's value is the attachment's id; the attachment itself is in
+        # data.resolved.attachments.
+        resolved = {name: self.attach(channel_id, filename, data)
+                    for name, (filename, data) in (files or {}).items()}
+        option_list += [{"name": name, "type": 11, "value": attachment["id"]}
+                        for name, attachment in resolved.items()]
         if subcommand is not None:
             option_list = [{"name": subcommand, "type": 1, "options": option_list}]
         interaction_id = self.snowflake()
@@ -404,7 +431,9 @@ class FakeDiscord:
             "type": 4 if autocomplete else 2, "token": token, "version": 1,
             "channel_id": channel_id, "channel": channel,
             "data": {"id": self.commands[command]["id"], "name": command, "type": 1,
-                     "options": option_list},
+                     "options": option_list,
+                     **({"resolved": {"attachments": {
+                         a["id"]: a for a in resolved.values()}}} if resolved else {})},
             "locale": "en-US", "entitlements": [], "attachment_size_limit": 10 << 20,
             "app_permissions": str(ALL_PERMISSIONS),
         }
@@ -511,6 +540,15 @@ class FakeDiscord:
         await self._notify()
         return response
 
+    async def _download(self, request: web.Request) -> web.Response:
+        """An attachment from the CDN (no token: its address is the credential)."""
+        attachment_id = request.match_info["attachment"]
+        data = self.files.get(attachment_id)
+        if data is None:
+            return web.Response(status=404, text="Not Found")
+        self.downloads.append(attachment_id)
+        return web.Response(body=data, content_type="application/octet-stream")
+
     async def _get_me(self, request: web.Request) -> web.Response:
         return json_response({**self.bot, "verified": True, "mfa_enabled": False,
                                "flags": 0, "locale": "en-US"})
@@ -574,7 +612,8 @@ class FakeDiscord:
             "timestamp": now_iso(), "edited_timestamp": now_iso() if message.edits else None,
             "tts": False, "mention_everyone": message.pinged_everyone,
             "mentions": [self.users[u] for u in mentioned if u in self.users],
-            "mention_roles": roles, "attachments": [], "embeds": [], "pinned": False,
+            "mention_roles": roles, "attachments": message.attachments, "embeds": [],
+            "pinned": False,
             "flags": (EPHEMERAL if message.ephemeral else 0)
             | (LOADING if message.loading else 0), "components": [],
         }

@@ -71,6 +71,8 @@ class FakeMessage:
     pinged_roles: list[str] = field(default_factory=list)
     edits: list[float] = field(default_factory=list)
     interaction_id: str | None = None
+    attachments: list[JSON] = field(default_factory=list)
+    """Files attached to it, as Discord describes them (served at their ``url``)."""
 
     @property
     def pinged_anyone(self) -> bool:

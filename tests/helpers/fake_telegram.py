@@ -299,6 +299,8 @@ class FakeTelegram:
         self.calls: list[ApiCall] = []
         self.commands: list[JSON] = []
         self.webhook: JSON | None = None
+        self.files: dict[str, tuple[str, bytes]] = {}
+        """Uploaded files: file_id to (file_path, content), as getFile and downloads see them."""
         self._message_ids: dict[int, itertools.count[int]] = {}
         self._updates: list[JSON] = []
         self._update_ids = itertools.count(1)
@@ -322,6 +324,10 @@ class FakeTelegram:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/bot"
 
+    @property
+    def base_file_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/file/bot"
+
     async def start(self) -> None:
         # python-telegram-bot's httpx honours proxy variables; loopback must bypass them.
         for name in ("NO_PROXY", "no_proxy"):
@@ -330,6 +336,7 @@ class FakeTelegram:
                 os.environ[name] = ",".join(h for h in (hosts, "127.0.0.1", "localhost") if h)
         app = web.Application()
         app.router.add_post("/bot{token}/{method}", self._handle)
+        app.router.add_get("/file/bot{token}/{path:.+}", self._download)
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -518,6 +525,14 @@ class FakeTelegram:
         self._store(raw, from_bot=False)
         return message_id
 
+    def upload(self, name: str, content: bytes, mime_type: str = "application/toml") -> JSON:
+        """A file a user sends, as its ``document`` field (getFile then serves it)."""
+        number = len(self.files) + 1
+        file_id = f"BQACAgIAAxkBAAI{number:04d}fake-document"
+        self.files[file_id] = (f"documents/file_{number}{os.path.splitext(name)[1]}", content)
+        return {"file_id": file_id, "file_unique_id": f"AgAD{number:04d}", "file_name": name,
+                "mime_type": mime_type, "file_size": len(content)}
+
     def post(
         self,
         chat_id: int,
@@ -528,14 +543,26 @@ class FakeTelegram:
         reply_to: int | None = None,
         sender_chat: JSON | None = None,
         entities: list[JSON] | None = None,
+        document: JSON | None = None,
     ) -> JSON:
-        """A user (or ``sender_chat``) writes in a chat; returns the update."""
+        """A user (or ``sender_chat``) writes in a chat; returns the update.
+
+        With ``document`` (from ``upload``) the message is that file, ``text`` its caption.
+        """
         chat = self.chats[chat_id]
         raw: JSON = {"message_id": self._next_id(chat_id), "date": int(time.time()),
-                     "chat": chat, "from": sender, "text": text}
+                     "chat": chat, "from": sender}
         found = auto_entities(text) if entities is None else entities
-        if found:
-            raw["entities"] = found
+        if document is not None:
+            raw["document"] = document
+            if text:
+                raw["caption"] = text
+            if found:
+                raw["caption_entities"] = found
+        else:
+            raw["text"] = text
+            if found:
+                raw["entities"] = found
         if sender_chat is not None:
             raw["sender_chat"] = sender_chat
         if thread_id is not None:
@@ -618,6 +645,9 @@ class FakeTelegram:
     def _chat(self, params: JSON) -> JSON:
         chat_id = params.get("chat_id")
         chat = self.chats.get(chat_id) if isinstance(chat_id, int) else None
+        if chat is None and chat_id in self.users:
+            # A user who never started a private chat with the bot.
+            raise ApiError(403, "Forbidden: bot can't initiate conversation with a user")
         if chat is None:
             raise ApiError(400, "Bad Request: chat not found")
         if chat_id in self.migrated:
@@ -757,6 +787,27 @@ class FakeTelegram:
             raise ApiError(400, "Bad Request: there are no administrators in the private chat")
         ids = [self.owners[chat["id"]], *sorted(self.admins.get(chat["id"], set()))]
         return [self.member_payload(chat["id"], self.users[user_id]) for user_id in ids]
+
+    async def _api_getFile(self, params: JSON) -> JSON:
+        file_id = str(params.get("file_id", ""))
+        if file_id not in self.files:
+            raise ApiError(400, "Bad Request: invalid file_id")
+        path, content = self.files[file_id]
+        return {"file_id": file_id, "file_unique_id": f"AgAD{file_id[15:19]}",
+                "file_size": len(content), "file_path": path}
+
+    async def _download(self, request: web.Request) -> web.Response:
+        """A file download (``<base_file_url><token>/<file_path>``), as Telegram serves it."""
+        if request.match_info["token"] != self.token:
+            return web.json_response({"ok": False, "error_code": 404,
+                                      "description": "Not Found"}, status=404)
+        path = request.match_info["path"]
+        for file_path, content in self.files.values():
+            if file_path == path:
+                self.calls.append(ApiCall("download", {"file_path": path}, self.clock()))
+                return web.Response(body=content, content_type="application/octet-stream")
+        return web.json_response({"ok": False, "error_code": 404, "description": "Not Found"},
+                                 status=404)
 
     async def _api_getChatMember(self, params: JSON) -> JSON:
         chat = self._chat(params)
