@@ -239,7 +239,7 @@ class ChatReplier:
             system_prompt_for(plan, [*(text for _, text in history), message.text], count))
         budget = replace(budget, margin=budget.margin + post_history_cost(plan, count))
         fitted = fit_prompt(system, history, conversation.user_text, budget, count)
-        self.summaries.schedule(message, plan, fitted.dropped)
+        self.summaries.schedule(message, plan, fitted.dropped, len(history))
         if fitted.notice:
             await self._say(adapter, message, fitted.notice, True)
         request = build_request(plan, with_post_history(fitted.messages, plan),

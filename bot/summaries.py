@@ -1,12 +1,13 @@
 """Summarising older turns when a conversation outgrows the context window.
 
-When a reply's prompt could not hold every remembered turn, the oldest ones are summarised
-by the same model, as a background job of the shared queue (``priority="low"``: it starts
-only when no reply is waiting), and folded into the place's summary: the new summary
-replaces the old one and those turns are deleted, in one transaction
-(`SummaryStore.fold`). Until then the reply goes on without them, as before. The summary
-passes through the place's stream filter (banned words, redactions) before it is stored,
-since ``/memory`` shows it. One summary is written per place at a time.
+When a reply's prompt could not hold every remembered turn (or memory holds as many turns
+as it keeps), the oldest ones are summarised by the same model, as a background job of the
+shared queue (``priority="low"``: it starts only when no reply is waiting), and folded into
+the place's summary: the new summary replaces the old one and those turns are deleted, in
+one transaction (`SummaryStore.fold`). Until then the reply goes on without them, as
+before. The summary passes through the place's stream filter (banned words, redactions)
+before it is stored, since ``/memory`` shows it. One summary is written per place at a
+time.
 """
 
 from __future__ import annotations
@@ -69,9 +70,16 @@ class Summariser:
         """Places whose summary is being written."""
         return len(self._running)
 
-    def schedule(self, message: IncomingMessage, plan: ComposedPlan, dropped: int) -> None:
-        """Summarise the ``dropped`` oldest turns of ``message``'s place, in the background."""
+    def schedule(self, message: IncomingMessage, plan: ComposedPlan, dropped: int,
+                 remembered: int = 0) -> None:
+        """Summarise the ``dropped`` oldest turns of ``message``'s place, in the background.
+
+        A place that ``remembered`` as many turns as memory keeps (``CABOT_HISTORY_MESSAGES``)
+        has its older half summarised too, before trimming would drop them.
+        """
         key = message.scope.key()
+        if self._history and remembered >= self._history:
+            dropped = max(dropped, remembered - self._history // 2)
         if dropped <= 0 or key in self._running:
             return
         task = asyncio.create_task(self._summarise(message, plan, dropped),

@@ -3,6 +3,7 @@ the place's summary, shown by /memory and cleared by /forget."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from bot.group_chat import SUMMARY_NOTE
 from bot.messages import Scope
 from bot.queue import InferenceQueue
 from bot.summaries import SUMMARY_PROMPT
+from tests.helpers.apps import make_app
 from tests.helpers.fake_backend import FakeBackend, last_user_text
 from tests.helpers.recording import RecordingAdapter, message
 from tests.unit.test_queue import collect, settle, started
@@ -138,3 +140,20 @@ async def test_a_waiting_background_job_can_be_cancelled_and_is_stopped_with_the
     assert (await collect(waiting))[1] is not None, "stopping the queue ends it too"
     assert (await collect(busy))[1] is not None
     assert len(backend.requests) == 1
+
+
+async def test_turns_past_the_memory_bound_are_summarised_before_they_are_trimmed(
+    tmp_path: Path, backend: FakeBackend
+) -> None:
+    app = make_app(tmp_path, backend, history_messages=8)  # the window holds far more
+    chat = RecordingAdapter()
+    await app.start([chat])
+    try:
+        for n in range(5):
+            await say(app, chat, f"short message {n}", author="Ada")
+        stored = await app.store.summaries.summary(GENERAL)
+        remembered = await app.store.summaries.count(GENERAL)
+    finally:
+        await app.stop()
+    assert stored is not None and stored.turns == 4, "the older half of the 8 kept turns"
+    assert stored.turns + remembered == 10
