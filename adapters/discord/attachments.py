@@ -7,18 +7,18 @@ from collections.abc import Iterable
 import aiohttp
 import discord
 
-from bot.attachments import from_bytes, too_large, unreadable
-from bot.messages import MAX_ATTACHMENT_BYTES, Attachment
+from bot.attachments import from_bytes, size_limit, too_large, unreadable
+from bot.messages import Attachment
 
 MAX_FILES = 4
 """Attachments read per command; the rest are ignored."""
 
 
 async def read_attachments(files: Iterable[discord.Attachment]) -> tuple[Attachment, ...]:
-    """The files (each up to `MAX_ATTACHMENT_BYTES`), downloaded from Discord's CDN."""
+    """The files (each up to `bot.attachments.size_limit`), downloaded from Discord's CDN."""
     read: list[Attachment] = []
     for file in list(files)[:MAX_FILES]:
-        if file.size > MAX_ATTACHMENT_BYTES:
+        if file.size > size_limit(file.filename):
             read.append(too_large(file.filename, file.size))
             continue
         try:

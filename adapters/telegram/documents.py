@@ -11,8 +11,8 @@ from telegram import Bot, Document, Message
 from telegram.error import TelegramError
 
 from adapters.telegram.settings import TelegramSettings
-from bot.attachments import from_bytes, too_large, unreadable
-from bot.messages import MAX_ATTACHMENT_BYTES, Attachment
+from bot.attachments import from_bytes, size_limit, too_large, unreadable
+from bot.messages import Attachment
 
 
 def file_url_for(settings: TelegramSettings) -> str | None:
@@ -34,16 +34,16 @@ def document_of(message: Message) -> Document | None:
 
 
 async def read_document(bot: Bot, document: Document) -> Attachment:
-    """The document (up to `MAX_ATTACHMENT_BYTES`), or why it was not read."""
+    """The document (up to `bot.attachments.size_limit`), or why it was not read."""
     name = document.file_name or "document"
     size = document.file_size or 0
-    if size > MAX_ATTACHMENT_BYTES:
+    if size > size_limit(name):
         return too_large(name, size)
     try:
         file = await bot.get_file(document.file_id)
         data = bytes(await file.download_as_bytearray())
     except TelegramError as error:
         return unreadable(name, size, error.message)
-    if len(data) > MAX_ATTACHMENT_BYTES:
+    if len(data) > size_limit(name):
         return too_large(name, len(data))
     return from_bytes(name, data)
