@@ -1,26 +1,36 @@
 """Previews: what a stack of layers would answer to a message, without changing anything.
 
 Each preview generation is an ordinary job of the shared queue (rate limits, fairness and
-timeouts apply as to any reply), prepared like a chat reply — input refusals, the prompt
-fitted to the context window, the plan's sampling and hard rules — and filtered like one
-(banned words masked, redactions applied, the length cap). Nothing is streamed to the
-chat, nothing is remembered and no rule report is recorded: the place stays as it was.
+timeouts apply as to any reply), prepared like a chat reply (`bot.reply.ChatReplier.prepare`)
+— input refusals, the place's conversation with names in a group and its summary, lorebook
+entries and post-history instructions, the prompt fitted to the context window, the plan's
+sampling and hard rules — and filtered like one (banned words masked, redactions applied,
+the length cap). Nothing is streamed to the chat, nothing is remembered, no summary is
+scheduled and no rule report is recorded: the place stays as it was.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 
 from bot.backends.base import Backend
 from bot.errors import InferenceError
 from bot.filters import OutputFilter, refusal_for
+from bot.group_chat import (
+    Conversation,
+    conversation_for,
+    direct_conversation,
+    group_conversation,
+)
+from bot.lore import post_history_cost, system_prompt_for, with_post_history
 from bot.messages import IncomingMessage
 from bot.prompt_fit import PromptBudget, fit_prompt
 from bot.queue import InferenceQueue, Job
 from bot.reply import ChatLimits, build_request, cut_to_length, user_key
+from bot.store import Store
 from profiles import ComposedPlan
 
 
@@ -48,14 +58,46 @@ class Previewer:
         self._limits = limits
         self._ids = itertools.count(1)
 
+    async def conversation(self, store: Store, asker: IncomingMessage, text: str | None
+                           ) -> tuple[str, Conversation] | None:
+        """The message to answer and its conversation, as a reply here would read them.
+
+        With no ``text``, the latest message a person wrote here is answered again, after
+        the turns before it (under its author's name in a group); None if there is none.
+        """
+        # The preview answers a message, not the command asking for it.
+        asker = asker.model_copy(update={"reply_to_text": None, "reply_to_author": None,
+                                         "replies_to_bot": False})
+        scope, limit = asker.scope, self._limits.history_messages
+        if text is not None:
+            asked = asker.model_copy(update={"text": text})
+            return text, await conversation_for(store, asked, limit)
+        summary = await store.summaries.summary(scope)
+        if asker.is_direct:
+            history = await store.conversations.history(scope, limit)
+            last = _last_user(role for role, _ in history)
+            if last is None:
+                return None
+            said = history[last][1]
+            return said, direct_conversation(history[:last],
+                                             asker.model_copy(update={"text": said}), summary)
+        turns = await store.summaries.recent(scope, limit)
+        last = _last_user(turn.role for turn in turns)
+        if last is None:
+            return None
+        turn = turns[last]
+        author = turn.author or asker.author_name
+        said_by = asker.model_copy(update={"text": turn.content, "author_name": author})
+        return turn.content, group_conversation(turns[:last], said_by, summary)
+
     async def answer(
         self,
         asker: IncomingMessage,
         plans: Sequence[ComposedPlan],
         text: str,
-        history: Sequence[tuple[str, str]],
+        conversation: Conversation,
     ) -> list[PreviewAnswer]:
-        """Each plan's answer to ``text`` after ``history``, in the order of ``plans``.
+        """Each plan's answer to ``text`` in ``conversation``, in the order of ``plans``.
 
         Raises:
             InferenceError: the queue refused a job (rate limit, full): none then runs.
@@ -63,7 +105,7 @@ class Previewer:
         jobs: list[tuple[ComposedPlan, Job | PreviewAnswer]] = []
         try:
             for plan in plans:
-                jobs.append((plan, self._submit(asker, plan, text, history)))
+                jobs.append((plan, self._submit(asker, plan, text, conversation)))
         except InferenceError:
             for _, job in jobs:
                 if isinstance(job, Job):
@@ -80,20 +122,33 @@ class Previewer:
                     job.cancel()
 
     def _submit(self, asker: IncomingMessage, plan: ComposedPlan, text: str,
-                history: Sequence[tuple[str, str]]) -> Job | PreviewAnswer:
+                conversation: Conversation) -> Job | PreviewAnswer:
         refusal = refusal_for(text, [s.value for s in plan.refuse])
         if refusal is not None:
             return PreviewAnswer(refusal, refused=True)
-        limits = self._limits
+        limits, count = self._limits, self._backend.count_tokens
         reply_tokens = int(plan.sampling_values().get("max_tokens", limits.reply_tokens))
         budget = PromptBudget(limits.n_ctx, min(reply_tokens, limits.n_ctx // 2))
-        fitted = fit_prompt(plan.system_prompt, history, text, budget,
-                            self._backend.count_tokens)
+        history = conversation.history
+        system = conversation.system(
+            system_prompt_for(plan, [*(said for _, said in history), text], count))
+        budget = replace(budget, margin=budget.margin + post_history_cost(plan, count))
+        fitted = fit_prompt(system, history, conversation.user_text, budget, count)
         scope = asker.scope
         # A session of its own: the place's conversation keeps its cached prompt.
         session = f"{scope.key()}#preview{next(self._ids)}"
-        request = build_request(plan, fitted.messages, budget.reply_tokens, session)
+        request = build_request(plan, with_post_history(fitted.messages, plan),
+                                budget.reply_tokens, session)
         return self._queue.submit(request, scope.key(), user_key(asker))
+
+
+def _last_user(roles: Iterable[str]) -> int | None:
+    """The index of the last ``user`` role, if any."""
+    found = None
+    for index, role in enumerate(roles):
+        if role == "user":
+            found = index
+    return found
 
 
 async def _ready(answer: PreviewAnswer) -> PreviewAnswer:

@@ -38,6 +38,7 @@ from adapters.discord.convert import (
     neutralize_mentions,
 )
 from adapters.discord.limits import ChannelBudget
+from adapters.discord.private import PrivateAnswers
 from adapters.discord.requests import InteractionReply, RequestGate
 from adapters.discord.settings import DiscordSettings
 from bot.adapter import Capabilities, MessageSink
@@ -139,6 +140,7 @@ class DiscordAdapter:
         self._stopping = False
         self._replied: LRUCache[str, None] = LRUCache(maxsize=REPLIED_MEMORY)
         self._gate = RequestGate(deadline=self._max_ratelimit_timeout)
+        self._private = PrivateAnswers(self._gate)
         self._looked_up: LRUCache[int, Any] = LRUCache(maxsize=LOOKUP_CACHE)
 
     # -- lifecycle ------------------------------------------------------------------
@@ -351,7 +353,9 @@ class DiscordAdapter:
         """Post ``message``: in answer to its interaction, or in its channel.
 
         The first part of a reply (and every private notice) is a Discord reply to the
-        message that asked, so it is clear who is answered; nobody is pinged.
+        message that asked, so it is clear who is answered; nobody is pinged. A private
+        answer (a preview) to a command typed as a message goes to the asker's direct
+        messages where they take them.
         """
         incoming = message.in_reply_to
         text = neutralize_mentions(message.text, MAX_MESSAGE_LENGTH)
@@ -361,6 +365,9 @@ class DiscordAdapter:
             posted = await self._gate.call(
                 self._gate.bounded(handle.send(text, message.ephemeral)), _where(incoming)
             )
+        elif message.private and (posted_privately := await self._private.send(
+                message, text, self._source(incoming), self.send)) is not None:
+            posted = posted_privately
         else:
             source = self._source(incoming)
             self._gate.check(source.channel.id, _where(incoming))

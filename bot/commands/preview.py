@@ -9,9 +9,6 @@ from bot.errors import CommandError
 from bot.messages import Command
 from profiles.diff import diff_plans
 
-MEMORY_SEARCHED = 40
-"""Remembered messages searched for the latest one a person wrote."""
-
 
 async def profile_preview(ctx: CommandContext, command: Command) -> CommandReply:
     """``/profile preview <profile or layers...> [message]``: both answers, to the asker."""
@@ -28,20 +25,17 @@ async def profile_preview(ctx: CommandContext, command: Command) -> CommandReply
         text = " ".join(rest) or None
     chosen = await candidate(ctx, words)
     current = await in_effect(ctx)
-    history = await ctx.store.conversations.history(ctx.message.scope, MEMORY_SEARCHED)
-    if text is None:
-        last = next((i for i in range(len(history) - 1, -1, -1) if history[i][0] == "user"),
-                    None)
-        if last is None:
-            raise CommandError(
-                "Nothing was said here yet to preview with: add a message, e.g. "
-                f"/profile preview {' '.join(words)} tell me about your day"
-            )
-        text, history = history[last][1], history[:last]
     if ctx.previewer is None:
         raise CommandError("Previews are not available here (no model is running).")
+    found = await ctx.previewer.conversation(ctx.store, ctx.message, text)
+    if found is None:
+        raise CommandError(
+            "Nothing was said here yet to preview with: add a message, e.g. "
+            f"/profile preview {' '.join(words)} tell me about your day"
+        )
+    text, conversation = found
     answers = await ctx.previewer.answer(ctx.message, [chosen.plan, current.plan], text,
-                                         history)
+                                         conversation)
     labels = [f"With {chosen.label}", f"With {current.label}"]
     return CommandReply(describe_preview(text, list(zip(labels, answers, strict=True))),
                         ephemeral=True, private=True)

@@ -103,6 +103,8 @@ class FakeDiscord:
         self._buckets: dict[str, RateBucket] = {}
         self._injected: dict[str, list[tuple[int, float]]] = {}
         self.forbidden: set[str] = set()
+        self.closed_dms: set[str] = set()
+        """Users who take no direct messages from the server's members (privacy settings)."""
         self.automod_rules: dict[str, list[JSON]] = {}
         """Each guild's AutoMod rules, in Discord's wire format (``add_automod_rule``)."""
         self.files: dict[str, bytes] = {}
@@ -126,6 +128,7 @@ class FakeDiscord:
         api = "/api/v10"
         routes: list[tuple[str, str, Handler]] = [
             ("GET", "/users/@me", self._get_me),
+            ("POST", "/users/@me/channels", self._create_dm),
             ("GET", "/oauth2/applications/@me", self._get_application),
             ("GET", "/gateway", self._get_gateway),
             ("GET", "/gateway/bot", self._get_gateway_bot),
@@ -549,6 +552,14 @@ class FakeDiscord:
         self.downloads.append(attachment_id)
         return web.Response(body=data, content_type="application/octet-stream")
 
+    async def _create_dm(self, request: web.Request) -> web.Response:
+        """A DM channel with a user (it exists whatever their settings; posting may fail)."""
+        body = await read_json(request) or {}
+        user = self.users.get(str(body.get("recipient_id", "")))
+        if user is None:
+            return error(400, 50035, "Invalid Form Body")
+        return json_response(self._channel_json(self.dm_channel(user)))
+
     async def _get_me(self, request: web.Request) -> web.Response:
         return json_response({**self.bot, "verified": True, "mfa_enabled": False,
                                "flags": 0, "locale": "en-US"})
@@ -656,6 +667,9 @@ class FakeDiscord:
             return error(404, 10003, "Unknown Channel")
         if channel_id in self.forbidden:
             return error(403, 50013, "Missing Permissions")
+        dm = self.dm_channels.get(channel_id)
+        if dm is not None and dm["recipients"][0]["id"] in self.closed_dms:
+            return error(403, 50007, "Cannot send messages to this user")
         invalid = invalid_content(body)
         if invalid is not None:
             return invalid

@@ -140,3 +140,23 @@ async def test_a_layer_in_use_is_not_deleted(
         layers = await community_layers(app, world)
     assert f"channel {world.other} (layers base, pirate)" in refused.content
     assert "pirate" in layers
+
+
+async def test_a_preview_typed_as_a_message_goes_to_the_askers_direct_messages(
+    tmp_path: Path, fake: FakeDiscord, world: World
+) -> None:
+    backend = FakeBackend(by_prompt)
+    fake.closed_dms.add(world.channel_mod["id"])
+    async with running(tmp_path, fake, backend) as (app, _):
+        asked = await fake.say(world.member, world.general, "/profile preview kids -- the sea")
+        (notice,) = await reply_to(fake, app, asked)
+        private = fake.bot_messages(fake.dm_channel(world.member))
+        closed = await fake.say(world.channel_mod, world.general,
+                                "/profile preview kids -- the sea")
+        shown = await reply_to(fake, app, closed)
+    assert notice.content == "📬 I sent you the answer in a direct message."
+    assert len(private) == 1 and private[0].content.startswith("🔍 Preview, for you only")
+    assert "With profile 'kids'" in private[0].content
+    assert shown[0].content.startswith("(I can't send you a direct message")
+    assert shown[1].content.startswith("🔍 Preview, for you only")
+    assert not any(m.pinged_anyone for m in fake.messages.values())

@@ -19,7 +19,8 @@ GENERAL = Scope(platform="test", community="guild", channel="general")
 def answer(request: GenerationRequest) -> str:
     system = request.messages[0].content if request.messages[0].role == "system" else ""
     who = "gentle" if "child" in system else "plain"
-    return f"{who} answer to {last_user_text(request)}, damn."
+    said = last_user_text(request).split(": ", 1)[-1]  # in a group: "user: ..."
+    return f"{who} answer to {said}, damn."
 
 
 @pytest.fixture
@@ -62,9 +63,10 @@ async def test_without_a_message_the_latest_one_here_is_answered_again(
     shown = await say(app, chat, "/profile preview base+concise")
     assert "Message: and a dog?" in shown and "With layers base, concise" in shown
     preview = backend.requests[-2:]
-    # The earlier exchange is the context; the message itself is not repeated in it.
+    # The earlier exchange is the context; the message itself is not repeated in it. As in
+    # any reply in a group channel, each message is under its author's name.
     assert [m.content for m in preview[0].messages if m.role == "user"] == [
-        "what is a cat?", "and a dog?"]
+        "user: what is a cat?", "user: and a dog?"]
     assert await app.store.conversations.history(GENERAL, 10) == remembered
 
 
@@ -135,3 +137,21 @@ async def test_diff_names_what_a_profile_adds_and_removes_with_its_layers(
     joined = await say(app, chat, "/profile diff base+concise base")
     assert "Layers: + concise" in joined
     assert all(s.ephemeral for s in chat.shown)
+
+
+async def test_a_preview_reads_the_conversation_as_a_reply_would(
+    app: App, chat: RecordingAdapter, backend: FakeBackend
+) -> None:
+    await say(app, chat, "what is a cat?", author="sam")
+    await say(app, chat, '/layer create closing\n```\ndescription = "Closes politely"\n'
+                         'post_history = "End with a kind word."\n```',
+              community_moderator=True)
+    shown = await say(app, chat, "/profile preview base closing", author="max")
+    assert "Message: what is a cat?" in shown
+    candidate = backend.requests[-2]
+    # The latest message is sam's, under sam's name, with the layer's post-history
+    # instructions after it, as a reply here would have them.
+    assert candidate.messages[-1].role == "user"
+    assert candidate.messages[-1].content.startswith("sam: what is a cat?")
+    assert "End with a kind word." in candidate.messages[-1].content
+    assert "End with a kind word." not in str(backend.requests[-1].messages)
