@@ -23,19 +23,43 @@ from bot.store.models import Actor
 HISTORY_TRIM_SLACK = 16
 """Rows a channel's memory may exceed its bound by before it is trimmed."""
 HISTORY_CACHE_CHANNELS = 1024
-"""Channels whose recent memory is kept in RAM."""
+"""Channels whose recent memory (and summary) is kept in RAM."""
+REPLY_MODES_KEPT = 65_536
+"""Places whose reply mode (or that they have none) is kept in RAM."""
+
+Row = tuple[int, str, str, str | None]
+"""One remembered message: its row id, role, text and (for people) who wrote it."""
+SummaryRow = tuple[str, int, float]
+"""A place's summary of older turns: its text, how many turns it covers, when written."""
+
+# A place's memory in one query: its newest turns (?2 of them), how many it has, and its
+# summary, each row a kind and four values.
+_MEMORY_SQL = (
+    "SELECT 'turn', id, role, content, author FROM (SELECT id, role, content, author "
+    "FROM history WHERE scope=?1 ORDER BY id DESC LIMIT ?2) "
+    "UNION ALL SELECT 'count', COUNT(*), NULL, NULL, NULL FROM history WHERE scope=?1 "
+    "UNION ALL SELECT 'summary', turns, text, at, NULL FROM summaries WHERE scope=?1"
+)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Memory:
-    """The newest messages of one channel: all of the latest ``complete_to`` there are."""
+    """What RAM holds of one place's memory: all of its latest ``complete_to`` turns,
+    oldest first, and its summary."""
 
-    entries: deque[tuple[str, str]]
+    turns: deque[Row]
     complete_to: int
+    summary: SummaryRow | None
 
 
 class ConversationStore:
-    """Each channel's conversation memory and reply mode."""
+    """Each channel's conversation memory and reply mode.
+
+    A place's memory (its latest turns and the summary of older ones) is read in one query
+    the first time it is asked for and then served from RAM: this process is the only
+    writer, and every write here, in `bot.store.summaries` and in a community move keeps
+    that copy current or drops it.
+    """
 
     def __init__(self, database: Database, clock: Callable[[], float] = time.time) -> None:
         self._database = database
@@ -44,10 +68,13 @@ class ConversationStore:
         # An upper bound on each channel's stored rows; a channel missing here is trimmed
         # on its next append.
         self._stored: LRUCache[str, int] = LRUCache(HISTORY_CACHE_CHANNELS)
+        self._modes: LRUCache[str, str | None] = LRUCache(REPLY_MODES_KEPT)
+        self._turns_wanted = 0
+        """The most turns asked for so far: what a summary's first read loads with it."""
 
     def forget_cached(self, prefix: str) -> None:
         """Drop what is kept in RAM for places whose key starts with ``prefix``."""
-        for cache in (self._memory, self._stored):
+        for cache in (self._memory, self._stored, self._modes):
             for key in [key for key in cache if key.startswith(prefix)]:
                 del cache[key]
 
@@ -77,14 +104,20 @@ class ConversationStore:
         rows = ", ".join(["(?, ?, ?, ?, ?)"] * len(entries))
         async with self._database.locked(durable=False) as db:
             # One statement is its own atomic transaction: one round trip per exchange.
-            await db.execute(
+            cursor = await db.execute(
                 f"INSERT INTO history (scope, role, content, at, author) VALUES {rows}", values
             )
             memory = self._memory.get(key)
             if memory is not None:
-                memory.entries.extend(entries)
-                while len(memory.entries) > memory.complete_to:
-                    memory.entries.popleft()
+                # One statement's rows get consecutive ids, in order (AUTOINCREMENT).
+                first = int(cursor.lastrowid or 0) - len(entries) + 1
+                memory.turns.extend(
+                    (first + index, role, content, author)
+                    for index, ((role, content), author) in enumerate(
+                        zip(entries, names, strict=False))
+                )
+                while len(memory.turns) > memory.complete_to:
+                    memory.turns.popleft()
             stored = self._stored.get(key)
             stored = None if stored is None else stored + len(entries)
             if stored is None or stored > keep + HISTORY_TRIM_SLACK:
@@ -101,25 +134,49 @@ class ConversationStore:
 
         Served from memory once loaded (this process is the only writer).
         """
+        return [(role, content) for _, role, content, _ in await self.turns(scope, limit)]
+
+    async def turns(self, scope: Scope, limit: int) -> list[Row]:
+        """A place's latest ``limit`` turns as (id, role, content, author), oldest first."""
         if limit <= 0:
             return []
-        key = scope.key()
+        self._turns_wanted = max(self._turns_wanted, limit)
+        memory = await self._loaded(scope.key(), limit)
+        return list(memory.turns)[-limit:]
+
+    async def summary(self, scope: Scope) -> SummaryRow | None:
+        """A place's summary of older turns as (text, turns, at), if it has one.
+
+        Read together with its latest turns (as many as were last asked for), since a
+        reply wants both.
+        """
+        return (await self._loaded(scope.key(), 0)).summary
+
+    async def _loaded(self, key: str, limit: int) -> _Memory:
+        """The place's memory with at least its latest ``limit`` turns, read if need be."""
         memory = self._memory.get(key)
-        if memory is None or memory.complete_to < limit:
-            # Under the write lock: no append may slip between the read and the cache.
-            async with self._database.locked() as db:
-                # One round trip: the rows, and how many the channel has (so the next
-                # append knows whether to trim).
-                rows = list(await db.execute_fetchall(
-                    "SELECT role, content, (SELECT COUNT(*) FROM history WHERE scope=?1) "
-                    "FROM (SELECT id, role, content FROM history "
-                    "WHERE scope=?1 ORDER BY id DESC LIMIT ?2) ORDER BY id",
-                    (key, limit),
-                ))
-                memory = _Memory(deque((str(row[0]), str(row[1])) for row in rows), limit)
-                self._memory[key] = memory
-                self._stored[key] = int(rows[0][2]) if rows else 0
-        return list(memory.entries)[-limit:]
+        if memory is not None and memory.complete_to >= limit:
+            return memory
+        limit = max(limit, self._turns_wanted)
+        # Under the write lock: no append or fold may slip between the read and the cache.
+        async with self._database.locked() as db:
+            turns: list[Row] = []
+            count, summary = 0, None
+            for kind, first, second, third, fourth in await db.execute_fetchall(
+                _MEMORY_SQL, (key, limit)
+            ):
+                if kind == "turn":
+                    turns.append((int(first), str(second), str(third),
+                                  None if fourth is None else str(fourth)))
+                elif kind == "count":
+                    count = int(first)
+                else:
+                    summary = (str(second), int(first), float(third))
+            turns.sort()
+            memory = _Memory(deque(turns), limit, summary)
+            self._memory[key] = memory
+            self._stored[key] = count
+        return memory
 
     async def clear_history(self, scope: Scope) -> int:
         """Forget a channel's memory; returns how many messages were removed."""
@@ -135,8 +192,18 @@ class ConversationStore:
     # -- reply mode -------------------------------------------------------------------
 
     async def reply_mode(self, scope: Scope) -> str | None:
-        """``always`` or ``addressed`` if set for this channel, else None."""
-        return await _reply_mode(self._database.db, scope)
+        """``always`` or ``addressed`` if set for this channel, else None.
+
+        Kept in RAM once read: it is asked of every message not addressed to the bot.
+        """
+        key = scope.key()
+        if key in self._modes:
+            return self._modes[key]
+        # Under the write lock: no change may slip between the read and the cache.
+        async with self._database.locked() as db:
+            mode = await _reply_mode(db, scope)
+            self._modes[key] = mode
+        return mode
 
     async def set_reply_mode(self, scope: Scope, mode: str, actor: Actor) -> None:
         """Set whether the bot answers every message here or only when addressed."""
@@ -146,6 +213,7 @@ class ConversationStore:
             await db.execute(
                 "INSERT OR REPLACE INTO channel_settings VALUES (?, ?)", (scope.key(), mode)
             )
+            self._modes.pop(scope.key(), None)  # read afresh, once committed
             place = level_place(scope, "channel" if scope.thread is None else "thread")
             await record_audit(
                 db, self._clock(), place, actor, "reply mode", old, mode
@@ -153,8 +221,7 @@ class ConversationStore:
 
 
 async def _reply_mode(db: aiosqlite.Connection, scope: Scope) -> str | None:
-    async with db.execute(
+    rows = list(await db.execute_fetchall(
         "SELECT reply_mode FROM channel_settings WHERE scope=?", (scope.key(),)
-    ) as cursor:
-        row = await cursor.fetchone()
-    return str(row[0]) if row else None
+    ))
+    return str(rows[0][0]) if rows else None

@@ -46,17 +46,11 @@ class SummaryStore:
         self._clock = clock
 
     async def recent(self, scope: Scope, limit: int) -> list[Turn]:
-        """The latest ``limit`` turns of a place, oldest first, with their authors."""
-        if limit <= 0:
-            return []
-        async with self._database.db.execute(
-            "SELECT id, role, content, author FROM (SELECT id, role, content, author "
-            "FROM history WHERE scope=? ORDER BY id DESC LIMIT ?) ORDER BY id",
-            (scope.key(), limit),
-        ) as cursor:
-            return [Turn(int(row[0]), str(row[1]), str(row[2]),
-                         None if row[3] is None else str(row[3]))
-                    for row in await cursor.fetchall()]
+        """The latest ``limit`` turns of a place, oldest first, with their authors.
+
+        Served from RAM once read (`ConversationStore.turns`).
+        """
+        return [Turn(*row) for row in await self._conversations.turns(scope, limit)]
 
     async def count(self, scope: Scope) -> int:
         """How many turns a place remembers word for word."""
@@ -67,12 +61,12 @@ class SummaryStore:
         return int(row[0]) if row else 0
 
     async def summary(self, scope: Scope) -> Summary | None:
-        """The summary of a place's older turns, if there is one."""
-        async with self._database.db.execute(
-            "SELECT text, turns, at FROM summaries WHERE scope=?", (scope.key(),)
-        ) as cursor:
-            row = await cursor.fetchone()
-        return Summary(str(row[0]), int(row[1]), float(row[2])) if row else None
+        """The summary of a place's older turns, if there is one.
+
+        Served from RAM once read, with the place's turns (`ConversationStore.summary`).
+        """
+        row = await self._conversations.summary(scope)
+        return Summary(*row) if row is not None else None
 
     async def fold(self, scope: Scope, text: str, turns: Sequence[Turn]) -> bool:
         """Replace the summary with ``text``, which now also covers ``turns``, and delete them.
