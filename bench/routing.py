@@ -9,8 +9,9 @@ Row 6: thirty channels talk at once, each sending its next message when the repl
 the last one is in, on an empty store.
 
 Row 9: the same path as the number of places grows. Two stores, each pre-filled with a
-binding and 40 remembered messages per channel: 30 channels in 1 community, and 30,000
-channels in 10,000 communities (a bot in 10,000 servers). Thirty conversations spread
+binding, a summary and 20 to 40 remembered turns per channel (as the bot leaves memory
+between two summaries): 30 channels in 1 community, and 30,000 channels in 10,000
+communities (a bot in 10,000 servers). Thirty conversations spread
 over all the channels, so at 30,000 nearly every message lands on a place no message
 touched before in this process: its alignment and memory come from SQLite, not from a
 cache. The two are measured in turns in one run.
@@ -54,7 +55,7 @@ LARGE = (30_000, 10_000)
 """(channels, communities) of row 9's two stores."""
 CONVERSATIONS = 30
 REMEMBERED = 40
-"""Messages remembered per channel in row 9's stores (CABOT_HISTORY_MESSAGES's default)."""
+"""Turns a place remembers at most (CABOT_HISTORY_MESSAGES's default)."""
 SCALE_TARGET = 1500.0
 SCALE_DROP = 1.2
 """Row 9's targets: at least 1,500 msg/s at 30,000 channels, at most 1.2x below 30."""
@@ -179,10 +180,13 @@ def place(channel: int, communities: int) -> Scope:
 
 
 def fill(path: Path, channels: int, communities: int) -> None:
-    """Give every channel a binding and ``REMEMBERED`` messages, in bulk (blocking).
+    """Give every channel a binding, a summary and its remembered turns, in bulk (blocking).
 
-    The messages are written round the channels, as a busy bot writes them over time, so
-    one channel's memory lies scattered over the table, not in one run of rows.
+    Memory is left as the bot leaves it between two summaries: once a place remembers
+    ``REMEMBERED`` turns its older half is folded into its summary, so places hold 20 to
+    40 turns (30 on average) and a summary of the rest. The turns are written round the
+    channels, as a busy bot writes them over time, so one channel's memory lies scattered
+    over the table, not in one run of rows.
     """
     now = time.time()
     db = sqlite3.connect(path, isolation_level=None)
@@ -196,8 +200,14 @@ def fill(path: Path, channels: int, communities: int) -> None:
             ((s.platform, s.community, s.channel, now) for s in scopes),
         )
         db.executemany(
-            "INSERT INTO history (scope, role, content, at) VALUES (?, ?, ?, ?)",
-            ((scope.key(), *entry, now) for entry in remembered() for scope in scopes),
+            "INSERT INTO summaries (scope, text, turns, at) VALUES (?, ?, ?, ?)",
+            ((s.key(), "They greeted each other and asked what the bot thinks of things.",
+              20, now) for s in scopes),
+        )
+        db.executemany(
+            "INSERT INTO history (scope, role, content, at, author) VALUES (?, ?, ?, ?, ?)",
+            ((scope.key(), *turn, now) for index, turn in enumerate(remembered())
+             for channel, scope in enumerate(scopes) if index < kept(channel)),
         )
         db.execute("COMMIT")
         db.execute("ANALYZE")
@@ -205,10 +215,16 @@ def fill(path: Path, channels: int, communities: int) -> None:
         db.close()
 
 
-def remembered() -> list[tuple[str, str]]:
-    """A channel's pre-filled memory: earlier questions and their answers."""
-    return [("user", f"Earlier message {index // 2}: what do you think of this?")
-            if index % 2 == 0 else ("assistant", "ok") for index in range(REMEMBERED)]
+def kept(channel: int) -> int:
+    """How many turns channel ``channel`` remembers: 20, 22, ... 40, round the channels."""
+    half = REMEMBERED // 2
+    return half + 2 * (channel % (half // 2 + 1))
+
+
+def remembered() -> list[tuple[str, str, str | None]]:
+    """Remembered turns, oldest first: earlier questions (with their author) and answers."""
+    return [("user", f"Earlier message {index // 2}: what do you think of this?", "user-0")
+            if index % 2 == 0 else ("assistant", "ok", None) for index in range(REMEMBERED)]
 
 
 @dataclass
@@ -223,6 +239,9 @@ class Scale:
     statements: int = 0
     round_trips: int = 0
     messages: int = 0
+    cpu: float = 0.0
+    """Seconds of CPU the process spent in the counted rounds (less load-dependent than
+    the wall clock on a busy machine)."""
 
     @property
     def label(self) -> str:
@@ -248,6 +267,7 @@ class Scale:
 
     def reset_counts(self) -> None:
         self.statements = self.round_trips = self.messages = 0
+        self.cpu = 0.0
 
     async def round(self, repeat: int) -> float:
         """One round of ``MESSAGES`` messages; returns messages per second."""
@@ -267,8 +287,9 @@ class Scale:
                     text=f"Message {index} of round {repeat}: hello there.", is_direct=True,
                 ))
 
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(converse(c) for c in range(CONVERSATIONS)))
+        self.cpu += time.process_time() - cpu
         self.messages += per_conversation * CONVERSATIONS
         return per_conversation * CONVERSATIONS / (time.perf_counter() - start)
 
@@ -310,8 +331,9 @@ async def scale_row(config: BenchConfig) -> Row:
                 "runs": scale.rates,
                 "sql_statements_per_message": scale.statements / max(1, scale.messages),
                 "aiosqlite_round_trips_per_message": scale.round_trips / max(1, scale.messages),
+                "cpu_us_per_message": 1e6 * scale.cpu / max(1, scale.messages),
             }
             for scale in scales
         } | {"conversations": CONVERSATIONS, "messages_per_round": MESSAGES,
-             "remembered_per_channel": REMEMBERED},
+             "remembered_per_channel": f"{REMEMBERED // 2}-{REMEMBERED} and a summary"},
     )
