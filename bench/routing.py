@@ -206,7 +206,8 @@ def fill(path: Path, channels: int, communities: int) -> None:
         )
         db.executemany(
             "INSERT INTO history (scope, role, content, at, author) VALUES (?, ?, ?, ?, ?)",
-            ((scope.key(), *turn, now) for index, turn in enumerate(remembered())
+            ((scope.key(), role, content, now, author)
+             for index, (role, content, author) in enumerate(remembered())
              for channel, scope in enumerate(scopes) if index < kept(channel)),
         )
         db.execute("COMMIT")
