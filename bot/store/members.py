@@ -145,20 +145,18 @@ async def _allowed(db: aiosqlite.Connection, scope: Scope) -> tuple[Allowance, .
     for level in LEVELS:
         if level == "thread" and scope.thread is None:
             continue
-        async with db.execute(
+        for row in await db.execute_fetchall(
             "SELECT layer, allowed_by FROM personal_allowed WHERE platform=? AND community=? "
             "AND channel=? AND thread=? ORDER BY allowed_at, rowid", level_place(scope, level),
-        ) as cursor:
-            for row in await cursor.fetchall():
-                found.setdefault(str(row[0]), Allowance(str(row[0]), level, str(row[1])))
+        ):
+            found.setdefault(str(row[0]), Allowance(str(row[0]), level, str(row[1])))
     return tuple(found.values())
 
 
 async def _chosen(db: aiosqlite.Connection, platform: str, community: str, user: str
                   ) -> tuple[str, ...]:
-    async with db.execute(
+    rows = list(await db.execute_fetchall(
         "SELECT layers FROM personal_layers WHERE platform=? AND community=? AND user_id=?",
         (platform, community, user),
-    ) as cursor:
-        row = await cursor.fetchone()
-    return tuple(json.loads(row[0])) if row else ()
+    ))
+    return tuple(json.loads(rows[0][0])) if rows else ()

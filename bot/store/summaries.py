@@ -54,11 +54,10 @@ class SummaryStore:
 
     async def count(self, scope: Scope) -> int:
         """How many turns a place remembers word for word."""
-        async with self._database.db.execute(
+        rows = list(await self._database.db.execute_fetchall(
             "SELECT COUNT(*) FROM history WHERE scope=?", (scope.key(),)
-        ) as cursor:
-            row = await cursor.fetchone()
-        return int(row[0]) if row else 0
+        ))
+        return int(rows[0][0]) if rows else 0
 
     async def summary(self, scope: Scope) -> Summary | None:
         """The summary of a place's older turns, if there is one.
@@ -80,15 +79,15 @@ class SummaryStore:
         ids = [turn.id for turn in turns]
         marks = ", ".join("?" * len(ids))
         async with self._database.transaction(durable=False) as db:
-            async with db.execute(
-                f"SELECT COUNT(*) FROM history WHERE scope=? AND id IN ({marks})", (key, *ids)
-            ) as cursor:
-                row = await cursor.fetchone()
-            if not row or int(row[0]) != len(ids):
+            # One round trip: how many of the turns are still there, and what the old
+            # summary covers.
+            (present, old), = await db.execute_fetchall(
+                f"SELECT (SELECT COUNT(*) FROM history WHERE scope=?1 AND id IN ({marks})), "
+                "(SELECT turns FROM summaries WHERE scope=?1)", (key, *ids)
+            )
+            if int(present) != len(ids):
                 return False
-            async with db.execute("SELECT turns FROM summaries WHERE scope=?", (key,)) as cursor:
-                old = await cursor.fetchone()
-            covered = (int(old[0]) if old else 0) + len(ids)
+            covered = (int(old) if old is not None else 0) + len(ids)
             await db.execute(f"DELETE FROM history WHERE scope=? AND id IN ({marks})",
                              (key, *ids))
             await db.execute("INSERT OR REPLACE INTO summaries VALUES (?, ?, ?, ?)",

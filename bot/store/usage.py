@@ -92,11 +92,11 @@ class UsageStore:
         if user is not None:
             where.append("user_id=?")
             values.append(user)
-        async with self._database.db.execute(
+        rows = await self._database.db.execute_fetchall(
             f"SELECT at, tokens FROM token_usage WHERE {' AND '.join(where)} ORDER BY at",
             values,
-        ) as cursor:
-            return [Spent(float(row[0]), int(row[1])) for row in await cursor.fetchall()]
+        )
+        return [Spent(float(row[0]), int(row[1])) for row in rows]
 
     async def budgets(self, platform: str, community: str) -> CommunityBudgets:
         """The budgets a community set."""
@@ -104,11 +104,11 @@ class UsageStore:
         if cached is not None:
             return cached
         # Under the write lock: no change may slip between the read and the cache.
-        async with self._database.locked() as db, db.execute(
-            "SELECT kind, tokens FROM budgets WHERE platform=? AND community=?",
-            (platform, community),
-        ) as cursor:
-            found = {str(row[0]): int(row[1]) for row in await cursor.fetchall()}
+        async with self._database.locked() as db:
+            found = {str(row[0]): int(row[1]) for row in await db.execute_fetchall(
+                "SELECT kind, tokens FROM budgets WHERE platform=? AND community=?",
+                (platform, community),
+            )}
             budgets = CommunityBudgets(user=found.get("user"), community=found.get("community"))
             self._budgets[(platform, community)] = budgets
         return budgets
