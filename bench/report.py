@@ -17,6 +17,8 @@ def number(value: float, unit: str) -> str:
         return f"{value:.3f} s"
     if unit == "MiB":
         return f"{value:.0f} MiB"
+    if unit == "violations":
+        return f"{value:.0f}"
     return f"{value:,.1f} {unit}"
 
 

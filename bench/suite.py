@@ -22,19 +22,21 @@ RESULTS = Path(__file__).resolve().parent / "results"
 # Memory runs first: its probes are fresh processes, but the parent's own size stays
 # smallest before any engine has been loaded in it.
 ROWS = ("memory", "stream", "aggregate", "returning", "fairness", "routing", "gemma-stream",
-        "gemma-channels")
+        "gemma-channels", "redteam")
 
 
 def runners() -> dict[str, Callable[[BenchConfig], Awaitable[Row | list[Row]]]]:
     from bench.fairness import fairness
     from bench.gemma import gemma_channels, gemma_stream
     from bench.memory import memory
+    from bench.redteam import redteam
     from bench.routing import routing
     from bench.streams import aggregate, returning, single_stream
 
     return {"stream": single_stream, "aggregate": aggregate, "returning": returning,
             "fairness": fairness, "memory": memory, "routing": routing,
-            "gemma-stream": gemma_stream, "gemma-channels": gemma_channels}
+            "gemma-stream": gemma_stream, "gemma-channels": gemma_channels,
+            "redteam": redteam}
 
 
 async def run(config: BenchConfig, only: list[str]) -> list[Row]:
