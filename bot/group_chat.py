@@ -90,6 +90,8 @@ class Conversation:
     user_text: str
     prefix: str = ""
     notes: tuple[str, ...] = ()
+    speakers: frozenset[str] = frozenset()
+    """The speaker labels the model saw (a group chat's), for `LeadingNameGuard`."""
 
     def system(self, system_prompt: str) -> str:
         """The system prompt with the notes after it."""
@@ -114,8 +116,10 @@ def group_conversation(turns: list[Turn], message: IncomingMessage,
     """A group channel's conversation: every person's message under their name."""
     speaker = speaker_label(message.author_name)
     history = []
+    speakers = {speaker}
     for turn in turns:
         if turn.role == "user":
+            speakers.add(speaker_label(turn.author))
             history.append(("user", f"{speaker_label(turn.author)}: {guard_lines(turn.content)}"))
         else:
             history.append((turn.role, turn.content))
@@ -123,7 +127,42 @@ def group_conversation(turns: list[Turn], message: IncomingMessage,
     notes = [GROUP_NOTE]
     if summary is not None:
         notes.append(f"{SUMMARY_NOTE}\n{summary.text}")
-    return Conversation(history, prefix + guard_lines(message.text), prefix, tuple(notes))
+    return Conversation(history, prefix + guard_lines(message.text), prefix, tuple(notes),
+                        frozenset(speakers))
+
+
+class LeadingNameGuard:
+    """Drops a speaker's name the model starts a group-chat reply with (``Ada: ...``).
+
+    Models continue the ``Name: text`` pattern they are shown; a reply that opens with a
+    member's name would read as that member speaking. The start of the reply is held back
+    until it is clear whether it opens with one of ``speakers`` and a colon.
+    """
+
+    def __init__(self, speakers: frozenset[str]) -> None:
+        self._names = {name.casefold() for name in speakers} | {"assistant", "cabot"}
+        self._held = ""
+        self._decided = not speakers
+
+    def feed(self, piece: str) -> str:
+        """Text safe to show now."""
+        if self._decided:
+            return piece
+        self._held += piece
+        head = self._held.lstrip()
+        colon = head.find(":")
+        if colon < 0 and "\n" not in head and len(head) <= NAME_CHARS:
+            return ""  # could still become "Name:"
+        self._decided = True
+        held, self._held = self._held, ""
+        if 0 < colon <= NAME_CHARS and head[:colon].strip().casefold() in self._names:
+            return head[colon + 1:].lstrip(" \t")
+        return held
+
+    def flush(self) -> str:
+        """The end of the reply: whatever is still held."""
+        held, self._held, self._decided = self._held, "", True
+        return held
 
 
 def _reply_context(message: IncomingMessage, history: list[tuple[str, str]]) -> str:

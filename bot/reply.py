@@ -23,7 +23,7 @@ from bot.budgets import Budgets
 from bot.errors import CabotError, InferenceError, StoreError
 from bot.filters import OutputFilter, refusal_for
 from bot.flood import FloodGuard
-from bot.group_chat import Conversation, conversation_for
+from bot.group_chat import Conversation, LeadingNameGuard, conversation_for
 from bot.lore import post_history_cost, system_prompt_for, with_post_history
 from bot.messages import IncomingMessage
 from bot.prompt_fit import FittedPrompt, PromptBudget, fit_prompt
@@ -258,6 +258,8 @@ class ChatReplier:
         """Show the job's text as it comes and deliver the final reply; the text shown."""
         streamer = ReplyStreamer(adapter, message, self._clock)
         output = prepared.output_filter()
+        names = LeadingNameGuard(prepared.conversation.speakers if prepared.conversation
+                                 else frozenset())
         limit = prepared.length_cap
         typing = asyncio.create_task(self._keep_typing(adapter, message, streamer))
         visible = ""
@@ -274,7 +276,7 @@ class ChatReplier:
                 elif event.kind == "text":
                     stats.pieces += 1
                     raw += event.text
-                    visible += output.feed(event.text)
+                    visible += output.feed(names.feed(event.text))
                     if limit is not None and len(visible) >= limit:
                         job.cancel()
                         break
@@ -289,7 +291,7 @@ class ChatReplier:
                 await typing
             if not job.finished:
                 job.cancel()
-        visible += output.flush()
+        visible += output.feed(names.flush()) + output.flush()
         cut = limit is not None and len(visible) >= limit
         if limit is not None:
             visible = cut_to_length(visible, limit)

@@ -10,7 +10,8 @@ from bot.backends.base import LOCAL_SAMPLING, SamplingRule
 from bot.budgets import Budgets
 from bot.commands.catalog import build_registry
 from bot.commands.context import CommandContext, CommandReply
-from bot.commands.registry import Registry, check_permission, validate
+from bot.commands.permissions import check_permission
+from bot.commands.registry import Registry, validate
 from bot.errors import CabotError
 from bot.messages import Command, IncomingMessage
 from bot.preview import Previewer

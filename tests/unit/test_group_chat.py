@@ -3,11 +3,13 @@ stay as they were."""
 
 from __future__ import annotations
 
+import pytest
+
 from bot.app import App
 from bot.backends.base import ChatMessage
 from bot.backends.chat_format import ModelSpecials, TranscriptFormat
 from bot.backends.control_tokens import ZERO_WIDTH_SPACE, ControlTokenGuard
-from bot.group_chat import GROUP_NOTE, guard_lines, speaker_label
+from bot.group_chat import GROUP_NOTE, LeadingNameGuard, guard_lines, speaker_label
 from bot.messages import IncomingMessage, Scope
 from tests.helpers.fake_backend import FakeBackend
 from tests.helpers.recording import RecordingAdapter, message
@@ -114,3 +116,24 @@ async def test_messages_remembered_before_names_were_kept_are_someones(
     seen = await ask(app, chat, backend, message("a new one", author="Ada"))
     assert seen[1:] == [("user", "Someone: an old question"), ("assistant", "an old answer"),
                         ("user", "Ada: a new one")]
+
+
+@pytest.mark.parametrize(("pieces", "shown"), [
+    (["Ada", ": Hello", " there."], "Hello there."),
+    (["ada:hi"], "hi"),
+    (["Note: the", " sky is blue."], "Note: the sky is blue."),
+    (["Hello Ada, how are you?"], "Hello Ada, how are you?"),
+    (["Assistant: sure."], "sure."),
+    (["A very long first line that has no colon at all, just words"], None),
+])
+def test_a_reply_opening_with_a_speakers_name_does_not_show_it(
+    pieces: list[str], shown: str | None
+) -> None:
+    guard = LeadingNameGuard(frozenset({"Ada", "Bob"}))
+    text = "".join(guard.feed(piece) for piece in pieces) + guard.flush()
+    assert text == (shown if shown is not None else "".join(pieces))
+
+
+def test_outside_a_group_nothing_is_held() -> None:
+    guard = LeadingNameGuard(frozenset())
+    assert guard.feed("Ada: hi") == "Ada: hi"
