@@ -1,7 +1,8 @@
 """Banned words enforced at generation: the tokens that would complete one get no chance.
 
 A banned word is banned as a whole word with its inflections ("banana" also bans
-"Bananas", "damn" bans "damned", but "ass" does not ban "assume" nor "class"), whatever
+"Bananas", "damn" bans "damned") and with any letters glued on that make no known word
+("Bananacabalad"), but "ass" does not ban "assume" nor "class"), whatever
 tokenization the model tries and however it is spelled, as far as the vocabulary has
 the tokens for it: in any letter case, with accents, look-alike letters (a Cyrillic a, U+0430),
 leetspeak (``P4R1S``), emphasis marks or invisible characters inside, and spelled out
@@ -29,6 +30,7 @@ import numpy.typing as npt
 from cachetools import LRUCache
 
 from bot.rules.folding import EMPHASIS, LEET_READINGS, SEPARATORS, fold_char
+from bot.rules.lexicon import begins_known, folded_words, is_known
 from bot.rules.matching import INFLECTIONS
 
 _NEG_INF = float("-inf")
@@ -86,9 +88,27 @@ def _inflection(rest: str, last: str) -> bool:
     return False
 
 
-def _completes(token: str, rest: str, word: str) -> bool:
-    """Whether ``token`` (canonical) finishes ``word`` whose ``rest`` is still missing."""
-    return token.startswith(rest) and _inflection(token[len(rest):], word[-1])
+def _completes(token: str, rest: str, word: str, known: tuple[str, ...]) -> bool:
+    """Whether ``token`` (canonical) finishes ``word`` whose ``rest`` is still missing.
+
+    It does unless the letters after the word may still make a known word (``assume``);
+    an inflection, or letters no known word goes on with, finish it.
+    """
+    if not token.startswith(rest):
+        return False
+    after = token[len(rest):]
+    if _inflection(after, word[-1]):
+        return True
+    glued = after
+    for index, char in enumerate(after):
+        if not _is_word_char(char):
+            glued = after[:index]
+            break
+    if len(glued) >= 3 and begins_known(glued, known):
+        return False  # a compound with a known word: Cockburn, cockpit
+    if len(glued) < len(after):  # the word ends inside the token
+        return not is_known(word + glued, known)
+    return not begins_known(word + glued, known)
 
 
 def _spelled_reading(token: str) -> str | None:
@@ -169,8 +189,11 @@ class BannedWords:
             if reading is not None:
                 spelled[reading].append(token_id)
 
+        known = folded_words(canonical)
+
         def completing(rest: str, word: str) -> set[int]:
-            return {i for i, t in by_first.get(rest[0], ()) if _completes(t, rest, word)}
+            return {i for i, t in by_first.get(rest[0], ())
+                    if _completes(t, rest, word, known)}
 
         always: set[int] = set()
         at_word_start: set[int] = set()
@@ -179,7 +202,7 @@ class BannedWords:
         for word in self._words:
             at_word_start |= completing(word, word)
             # Tokens that open a new word inside themselves: " banana", "(banana", "\nbanana".
-            always |= {i for i, _, body in leading if _completes(body, word, word)}
+            always |= {i for i, _, body in leading if _completes(body, word, word, known)}
             for k in range(1, len(word)):
                 self._after[word[:k]] |= completing(word[k:], word)
             # Spelled out: after "D-A-M-", the tokens " N", "-N", "N" spell the rest.

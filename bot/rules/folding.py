@@ -193,6 +193,10 @@ def without_emphasis(folded: Folded) -> Folded:
     for start, end in _runs(text, EMPHASIS):
         before = start > 0 and text[start - 1] in WORD
         after = end == len(text) or text[end] in WORD
+        if text[start:end] == "_" and _word_length(text, start, -1) >= 3 and (
+            _word_length(text, end, 1) >= 3
+        ):
+            continue  # snake_case: an identifier's words, not emphasis
         if before and after:
             keep[start:end] = [False] * (end - start)
             changed = True
@@ -219,6 +223,16 @@ def without_hyphens(folded: Folded) -> Folded:
             keep[start] = False
             changed = True
     return _keep(folded, keep) if changed else folded
+
+
+def _word_length(text: str, index: int, step: int) -> int:
+    """How many word characters run from ``index`` (forward) or before it (backward)."""
+    count = 0
+    at = index if step > 0 else index - 1
+    while 0 <= at < len(text) and text[at] in WORD:
+        count += 1
+        at += step
+    return count
 
 
 def _single(text: str, index: int) -> bool:

@@ -1,10 +1,11 @@
 """Hard rules matched on folded text, found as spans of the original text.
 
-A ``BannedWordMatcher`` matcher finds banned words and phrases, and their inflections, as whole
-words in every folded reading of a text (``bot.rules.folding``): ``shít``, ``P4R1S``,
-``**Par**is`` and ``d-a-m-n`` are found, ``class``, ``Scunthorpe`` and ``Dickens`` are
-not. A ``PatternMatcher`` runs a layer's regular expression (case-insensitively) on the
-original text and, unless the rule is exact, on every folded reading; a named check
+A ``BannedWordMatcher`` finds banned words and phrases, their inflections and any word
+they start that is not a known word, in every folded reading of a text
+(``bot.rules.folding``): ``shít``, ``P4R1S``, ``**Par**is``, ``d-a-m-n`` and
+``Bananacabalad`` are found, ``class``, ``Scunthorpe`` and ``Dickens`` are not. A
+``PatternMatcher`` runs a layer's regular expression (case-insensitively) on the original
+text and, unless the rule is exact, on every folded reading; a named check
 (``bot.rules.checks``) can confirm each candidate. Matches come back as ``Span``s of the
 original text, so a filter masks exactly what a reader would have read.
 
@@ -21,6 +22,7 @@ import regex
 
 from bot.rules.checks import CHECKS, NUMERIC
 from bot.rules.folding import Folded, fold_word, read_leet, views
+from bot.rules.lexicon import is_known
 
 BANNED_REPLACEMENT = "▇▇▇"
 
@@ -28,8 +30,9 @@ INFLECTIONS: tuple[str, ...] = (
     "s", "es", "d", "ed", "ing", "ings", "in", "er", "ers", "est", "y", "ie", "ies", "ier",
     "iest",
 )
-"""Endings that keep a banned word banned (``damned``, ``shitty``, ``bananas``); any other
-continuation makes another word (``assume``, ``Dickens``, ``cocktail``)."""
+"""Endings that keep a banned word banned (``damned``, ``shitty``, ``bananas``). Other
+letters after a banned word keep it banned too, unless they make a known word
+(``assume``, ``Dickens``, ``cocktail``; ``bot.rules.lexicon``) or are one (``Cockburn``)."""
 
 PHRASE_GAP = r"[\s*_~\-]+"
 """What may stand between the words of a banned phrase on folded text."""
@@ -75,7 +78,7 @@ def banned_pattern(words: Iterable[str]) -> str | None:
     if not branches:
         return None
     alternatives = "|".join(sorted(branches, key=lambda b: (-len(b), b)))
-    return rf"(?<![a-z0-9])(?:{alternatives})(?![a-z0-9])"
+    return rf"(?<![a-z0-9])(?:{alternatives})(?P<rest>[a-z0-9]*)(?![a-z0-9])"
 
 
 class Matcher:
@@ -104,9 +107,18 @@ class BannedWordMatcher(Matcher):
         for folded in readings:
             for match in self._pattern.finditer(folded.text, partial=True):
                 start, end = match.span()
-                if start < end:
-                    yield Span(*folded.original(start, end), self._replacement,
-                               not match.partial)
+                if start == end:
+                    continue
+                rest = match.group("rest")
+                if not match.partial and rest:
+                    # More letters than an inflection: banned unless they make a known
+                    # word (assume, cocktail, Dickens) or add one (Cockburn), so that
+                    # "Bananacabalad" is no escape.
+                    word = regex.split(r"[^a-z0-9]+", match.group())[-1]
+                    if is_known(word) or (len(rest) >= 3 and is_known(rest)):
+                        continue
+                yield Span(*folded.original(start, end), self._replacement,
+                           not match.partial)
 
 
 class PatternMatcher(Matcher):

@@ -51,7 +51,7 @@ def test_the_scunthorpe_words_survive() -> None:
     ["shít", "Páris", "P\u0430ris", "P4R1S", "**Par**is", "sh_i_t", "$h1t", "d-a-m-n",
      "d a m n", "d.a.m.n", "D A M N", "B-A-N-A-N-A", "sh\u200bit", "FRANCE",
      "\uff30\uff21\uff32\uff29\uff33", "Ban-ana", "Fran-ce", "shi-t",
-     "bananas", "damned", "shitty", "P-A-R-I-S", "b a n a n a"],
+     "bananas", "damned", "shitty", "P-A-R-I-S", "b a n a n a", "Bananacabalad"],
 )
 @pytest.mark.parametrize("piece", [1, 2, 5])
 def test_an_obfuscated_banned_word_never_shows(written: str, piece: int) -> None:
