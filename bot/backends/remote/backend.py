@@ -228,7 +228,8 @@ class RemoteBackend:
         An exclusive server (llama-cpp-python's) is only asked by the next job that holds
         it, before its own request: a request from anyone else would interrupt its reply.
         """
-        if len(self._uncounted) >= UNCOUNTED_MAX or self.pool is None:
+        if (len(self._uncounted) >= UNCOUNTED_MAX or self.pool is None or not text
+                or text in self._counts):
             return
         self._uncounted[text] = None
         if self.traits.exclusive or (self._counting is not None and not self._counting.done()):
@@ -257,14 +258,16 @@ class RemoteBackend:
         """Tokenize the texts not counted yet on the leased server (its tokenizer)."""
         if not self.traits.tokenizes:
             return
-        missing = list(dict.fromkeys(t for t in texts if t not in self._counts))
+        wanted = list(dict.fromkeys(texts))
+        for text in wanted:
+            self._uncounted.pop(text, None)  # asked for now, whatever the answer
+        missing = [t for t in wanted if t not in self._counts]
         client = lease.server.client
         counts = await asyncio.gather(*(client.tokenize(t, self._model) for t in missing))
         for text, tokens in zip(missing, counts, strict=True):
             size = len(text) + 64
             if size <= self._counts.maxsize:
                 self._counts[text] = (len(tokens), size)
-            self._uncounted.pop(text, None)
 
     def _prompt_tokens(self, messages: Sequence[ChatMessage]) -> int:
         return sum(self.count_tokens(m.content) + PER_MESSAGE_OVERHEAD for m in messages)
@@ -302,14 +305,18 @@ class RemoteBackend:
                 if last is not None and last.kind == "malformed":
                     raise _unreadable(last) from None
                 raise
-            shown = False
+            shown: list[str] = []
             attempt = self._attempt(lease, request)
             try:
                 # Closed explicitly, so that a cancelled job closes its HTTP stream now.
                 async with contextlib.aclosing(attempt):
                     async for piece in attempt:
-                        shown = True
+                        shown.append(piece)
                         yield piece
+                if self.traits.tokenizes:
+                    # The reply is the channel's next history message: count it before
+                    # the next turn's prompt fitting asks.
+                    self._count_later("".join(shown).strip())
                 return
             except ServerFault as fault:
                 last = fault
