@@ -135,12 +135,16 @@ class RecordingBackend:
     def __init__(self, inner: Backend) -> None:
         self.inner = inner
         self.name = inner.name
-        self.max_parallel = inner.max_parallel
         self.enforces = inner.enforces
         self.requests: list[GenerationRequest] = []
         self.pieces = 0
         self.spans: list[tuple[GenerationRequest, float, float]] = []
         """Each finished generation: its request, when it started and when it ended."""
+
+    @property
+    def max_parallel(self) -> int:
+        """The inner backend's, read anew each time (a remote pool's changes when probed)."""
+        return self.inner.max_parallel
 
     async def start(self) -> None:
         await self.inner.start()

@@ -22,7 +22,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 # Memory runs first: its probes are fresh processes, but the parent's own size stays
 # smallest before any engine has been loaded in it.
 ROWS = ("memory", "stream", "aggregate", "returning", "fairness", "routing", "gemma-stream",
-        "gemma-channels", "redteam")
+        "gemma-channels", "redteam",
+        "remote-stream", "remote-channels", "remote-pool", "remote-affinity",
+        "engine-vs-server")
 
 
 def runners() -> dict[str, Callable[[BenchConfig], Awaitable[Row | list[Row]]]]:
@@ -30,13 +32,23 @@ def runners() -> dict[str, Callable[[BenchConfig], Awaitable[Row | list[Row]]]]:
     from bench.gemma import gemma_channels, gemma_stream
     from bench.memory import memory
     from bench.redteam import redteam
+    from bench.remote import (
+        engine_vs_llama_server,
+        remote_affinity,
+        remote_channels,
+        remote_pool,
+        remote_stream,
+    )
     from bench.routing import routing
     from bench.streams import aggregate, returning, single_stream
 
     return {"stream": single_stream, "aggregate": aggregate, "returning": returning,
             "fairness": fairness, "memory": memory, "routing": routing,
             "gemma-stream": gemma_stream, "gemma-channels": gemma_channels,
-            "redteam": redteam}
+            "redteam": redteam,
+            "remote-stream": remote_stream, "remote-channels": remote_channels,
+            "remote-pool": remote_pool, "remote-affinity": remote_affinity,
+            "engine-vs-server": engine_vs_llama_server}
 
 
 async def run(config: BenchConfig, only: list[str]) -> list[Row]:
