@@ -26,10 +26,13 @@ word-aware: ``class`` never contains ``ass`` as a word.
 from __future__ import annotations
 
 import functools
-import re
 import unicodedata
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+
+from bot.rules.addresses import addresses
+from bot.rules.folded import Folded
+
+__all__ = ["Folded", "addresses", "base", "fold_char", "fold_word", "read_leet", "views"]
 
 WORD = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
 """What a word is made of on folded text (everything else is a boundary)."""
@@ -60,25 +63,6 @@ LEET_SYMBOLS = frozenset("@$!|+€")
 # Default-ignorable characters outside category Cf: Hangul fillers, the braille blank,
 # Khmer inherent vowels (Mn, dropped anyway) and the combining grapheme joiner.
 _INVISIBLE_EXTRA = frozenset("\u115f\u1160\u3164\uffa0\u2800\u034f\u17b4\u17b5")
-
-
-@dataclass(frozen=True)
-class Folded:
-    """Folded text and, for each of its characters, the original span it stands for."""
-
-    text: str
-    starts: tuple[int, ...]
-    ends: tuple[int, ...]
-    leet: bool = False
-    """Whether digits were read as letters (numbers are not themselves in this reading)."""
-
-    def original(self, start: int, end: int) -> tuple[int, int]:
-        """The original span of folded characters ``start:end`` (``start < end``)."""
-        return self.starts[start], self.ends[end - 1]
-
-    def original_start(self, start: int, length: int) -> int:
-        """Where folded position ``start`` begins in the original (``length`` at the end)."""
-        return self.starts[start] if start < len(self.text) else length
 
 
 def is_invisible(char: str) -> bool:
@@ -356,65 +340,6 @@ def leet(folded: Folded, reading: Mapping[str, str]) -> Folded:
             out[i] = reading[char]
             changed = True
     return Folded("".join(out), folded.starts, folded.ends, leet=True) if changed else folded
-
-
-ADDRESS_ENDINGS = "com|org|net|edu|gov|io|info|uk|de|fr|es|nl|ru|cn|jp|eu|ca|au|us|co"
-"""Where a spelled `` dot `` is read as a dot: before one of these endings only, so "a red
-dot in the middle" stays prose while "example dot com" is an address."""
-
-PREPOSITION_WORDS = frozenset(
-    "look looking looked me us him her them it here there home work school meet meeting "
-    "click visit see stay arrive arrived arriving be is are was were get go went".split()
-)
-"""Words before `` at `` that make it a preposition, not an address's ``@``."""
-
-_BRACKET_DOT = r"\s*[\[({<]\s*(?:dot|\.)\s*[\])}>]\s*"
-_WORD_DOT = rf"\s+dot\s+(?=(?:{ADDRESS_ENDINGS})(?![a-z0-9]))"
-_ADDRESS_SPELLINGS = re.compile(
-    r"(?P<scheme>(?<![a-z0-9])h(?:tt|xx)p(?P<s>s?)\s*(?:\[\s*:\s*\]|\(\s*:\s*\)|:)\s*/\s*/)"
-    rf"|(?P<dot>{_BRACKET_DOT}|(?<=[a-z0-9]){_WORD_DOT}|(?<=(?<![a-z0-9])www)\s+dot\s+)"
-    r"|(?P<at>\s*[\[({<]\s*(?:at|@)\s*[\])}>]\s*"
-    rf"|(?<=[a-z0-9])\s+at\s+(?=[a-z0-9-]+(?:\.[a-z0-9]|{_BRACKET_DOT}|{_WORD_DOT})))"
-)
-
-
-def addresses(folded: Folded) -> Folded:
-    """Stage four: spelled and defanged addresses read as written (``example dot com``).
-
-    ``[dot]``, ``(.)`` and the like are dots; `` dot `` is one before a common ending
-    (``ADDRESS_ENDINGS``) or after ``www``; ``[at]`` is an ``@``, and so is `` at ``
-    between a name (not ``PREPOSITION_WORDS``) and something with a dot; ``hxxps://``
-    and ``http[:]//`` are ``https://`` and ``http://``.
-    """
-    text = folded.text
-    chars: list[str] = []
-    starts: list[int] = []
-    ends: list[int] = []
-    at = 0
-    for match in _ADDRESS_SPELLINGS.finditer(text):
-        if match.start() == match.end():
-            continue
-        if match.group("at") and "at" in match.group("at"):
-            before = text[:match.start()].split()
-            if before and before[-1] in PREPOSITION_WORDS:
-                continue  # "look at example dot com": a place, not an address
-        chars.extend(text[at:match.start()])
-        starts.extend(folded.starts[at:match.start()])
-        ends.extend(folded.ends[at:match.start()])
-        if match.group("scheme"):
-            written = f"http{match.group('s')}://"
-        else:
-            written = "." if match.group("dot") else "@"
-        chars.extend(written)
-        starts.extend([folded.starts[match.start()]] * len(written))
-        ends.extend([folded.ends[match.end() - 1]] * len(written))
-        at = match.end()
-    if at == 0:
-        return folded
-    chars.extend(text[at:])
-    starts.extend(folded.starts[at:])
-    ends.extend(folded.ends[at:])
-    return Folded("".join(chars), tuple(starts), tuple(ends))
 
 
 def views(text: str) -> list[Folded]:
