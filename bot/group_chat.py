@@ -151,7 +151,10 @@ class LeadingNameGuard:
         self._held += piece
         head = self._held.lstrip()
         colon = head.find(":")
-        if colon < 0 and "\n" not in head and len(head) <= NAME_CHARS:
+        start = head.casefold()
+        could_be_name = any(name.startswith(start) or start.startswith(name)
+                            for name in self._names)
+        if could_be_name and colon < 0 and "\n" not in head and len(head) <= NAME_CHARS:
             return ""  # could still become "Name:"
         self._decided = True
         held, self._held = self._held, ""
