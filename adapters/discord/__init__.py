@@ -5,6 +5,7 @@
 - ``commands``: the slash commands, delivered to the core as command text.
 - ``connection``: gateway outages, logged once each (discord.py reconnects by itself).
 - ``convert``: Discord messages and interactions as neutral messages; safe outgoing text.
+- ``delivery``: outgoing messages: posting, editing and showing typing.
 - ``requests``: answering interactions, and Discord's errors as cabot's.
 - ``settings``: ``DiscordSettings`` (``CABOT_DISCORD_*``).
 

@@ -25,20 +25,17 @@ from discord import app_commands
 
 from adapters.discord.attachments import attached, read_attachments
 from adapters.discord.automod import fetch_rules
-from adapters.discord.client import Endpoints, make_client, no_pings
+from adapters.discord.client import Endpoints, make_client
 from adapters.discord.commands import Interaction, build_commands, command_text
 from adapters.discord.connection import GatewayWatch, ended_message
 from adapters.discord.convert import (
-    INTERACTION_KEY,
-    MESSAGE_KEY,
     PLATFORM,
     incoming_from_interaction,
     incoming_from_message,
     is_chat,
-    neutralize_mentions,
 )
+from adapters.discord.delivery import MAX_MESSAGE_LENGTH, Delivery
 from adapters.discord.limits import ChannelBudget
-from adapters.discord.private import PrivateAnswers
 from adapters.discord.requests import InteractionReply, RequestGate
 from adapters.discord.settings import DiscordSettings
 from bot.adapter import Capabilities, MessageSink
@@ -50,14 +47,10 @@ from profiles.automod import AutoModRule
 
 log = logging.getLogger(__name__)
 
-MAX_MESSAGE_LENGTH = 2000
 CHANNEL_LIMIT, CHANNEL_WINDOW = 5, 5.0  # sends and edits per channel per window, s
-SENT_KEY = "discord_sent"
-"""``SentMessage.extras`` key of the discord.py message object, for later edits."""
 MIN_RATELIMIT_TIMEOUT = 30.0  # discord.py raises anything lower to 30 s
 TYPING_INTERVAL = 8.0  # one indication lasts 10 s on Discord
 LOOKUP_CACHE = 256  # uncached threads looked up
-REPLIED_MEMORY = 1024  # messages already answered with a Discord reply
 SEEN_MESSAGES = 4096
 """Incoming message ids remembered: a resumed session may deliver one again."""
 
@@ -122,7 +115,6 @@ class DiscordAdapter:
         self._endpoints = Endpoints(settings.api_url, settings.gateway_url)
         self._library = library
         self._registry = registry if registry is not None else build_registry()
-        self._budget = ChannelBudget(CHANNEL_LIMIT, channel_window)
         self._builtin: Library | None = None
         self._guild_ready_timeout = guild_ready_timeout
         self._heartbeat_timeout = heartbeat_timeout
@@ -138,9 +130,8 @@ class DiscordAdapter:
         self._runner: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._stopping = False
-        self._replied: LRUCache[str, None] = LRUCache(maxsize=REPLIED_MEMORY)
-        self._gate = RequestGate(deadline=self._max_ratelimit_timeout)
-        self._private = PrivateAnswers(self._gate)
+        self._delivery = Delivery(RequestGate(deadline=self._max_ratelimit_timeout),
+                                  ChannelBudget(CHANNEL_LIMIT, channel_window))
         self._looked_up: LRUCache[int, Any] = LRUCache(maxsize=LOOKUP_CACHE)
 
     # -- lifecycle ------------------------------------------------------------------
@@ -350,63 +341,17 @@ class DiscordAdapter:
     # -- Adapter --------------------------------------------------------------------
 
     async def send(self, message: OutgoingMessage) -> SentMessage:
-        """Post ``message``: in answer to its interaction, or in its channel.
-
-        The first part of a reply (and every private notice) is a Discord reply to the
-        message that asked, so it is clear who is answered; nobody is pinged. A private
-        answer (a preview) to a command typed as a message goes to the asker's direct
-        messages where they take them.
-        """
-        incoming = message.in_reply_to
-        text = neutralize_mentions(message.text, MAX_MESSAGE_LENGTH)
-        handle = incoming.extras.get(INTERACTION_KEY)
-        posted: discord.Message
-        if isinstance(handle, InteractionReply):
-            posted = await self._gate.call(
-                self._gate.bounded(handle.send(text, message.ephemeral)), _where(incoming)
-            )
-        elif message.private and (posted_privately := await self._private.send(
-                message, text, self._source(incoming), self.send)) is not None:
-            posted = posted_privately
-        else:
-            source = self._source(incoming)
-            self._gate.check(source.channel.id, _where(incoming))
-            channel = source.channel
-            async with self._budget.slot(channel.id):
-                if message.ephemeral or self._first_reply(incoming.message_id):
-                    request = channel.send(
-                        text, allowed_mentions=no_pings(),
-                        reference=source.to_reference(fail_if_not_exists=False),
-                    )
-                else:
-                    request = channel.send(text, allowed_mentions=no_pings())
-                posted = await self._gate.call(request, _where(incoming),
-                                               channel_id=channel.id)
-        return SentMessage(message_id=str(posted.id), in_reply_to=incoming,
-                           extras={SENT_KEY: posted})
+        """Post ``message``: in answer to its interaction, or in its channel (a Discord
+        reply to what asked, pinging nobody; ``adapters.discord.delivery``)."""
+        return await self._delivery.send(message)
 
     async def edit(self, sent: SentMessage, text: str) -> None:
-        """Replace the text of a posted message (a 404 means someone deleted it)."""
-        posted = sent.extras.get(SENT_KEY)
-        if not isinstance(posted, discord.Message):
-            raise AdapterError("That message was not posted on Discord by this adapter.")
-        where = _where(sent.in_reply_to)
-        content = neutralize_mentions(text, MAX_MESSAGE_LENGTH)
-        if isinstance(posted, discord.WebhookMessage | discord.InteractionMessage):
-            await self._gate.call(self._gate.bounded(
-                posted.edit(content=content, allowed_mentions=no_pings())), where, editing=True)
-            return
-        async with self._budget.slot(posted.channel.id):
-            request = posted.edit(content=content, allowed_mentions=no_pings())
-            self._gate.check(posted.channel.id, where, request)
-            await self._gate.call(request, where, editing=True, channel_id=posted.channel.id)
+        """Replace the text of a posted message."""
+        await self._delivery.edit(sent, text)
 
     async def show_typing(self, message: IncomingMessage) -> None:
-        """'cabot is typing…' in the message's channel (an interaction shows 'thinking')."""
-        if INTERACTION_KEY in message.extras:
-            return
-        channel = self._source(message).channel
-        await self._gate.call(_typing_once(channel), _where(message))
+        """'cabot is typing…' in the message's channel."""
+        await self._delivery.show_typing(message)
 
     async def automod_rules(self, message: IncomingMessage) -> tuple[AutoModRule, ...]:
         """The AutoMod rules of the server ``message`` came from (``bot.automod``)."""
@@ -415,27 +360,3 @@ class DiscordAdapter:
         if message.is_direct or not message.scope.community.isdigit():
             raise AdapterError("AutoMod rules belong to a server: run this in the server.")
         return await fetch_rules(self._client, int(message.scope.community))
-
-    # -- helpers --------------------------------------------------------------------
-
-    @staticmethod
-    def _source(incoming: IncomingMessage) -> discord.Message:
-        source = incoming.extras.get(MESSAGE_KEY)
-        if not isinstance(source, discord.Message):
-            raise AdapterError("That message did not come from Discord.")
-        return source
-
-    def _first_reply(self, message_id: str) -> bool:
-        if message_id in self._replied:
-            return False
-        self._replied[message_id] = None
-        return True
-
-
-def _where(incoming: IncomingMessage) -> str:
-    return f"Discord channel {incoming.scope.thread or incoming.scope.channel}"
-
-
-async def _typing_once(channel: Any) -> None:
-    # Awaiting discord.py's Typing sends one indication (it lasts 10 s on Discord).
-    await channel.typing()

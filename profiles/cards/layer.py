@@ -1,119 +1,27 @@
-"""SillyTavern character cards (V1, V2 and V3; JSON or PNG) as persona layers.
-
-A card is JSON: Character Card V2 (``spec = "chara_card_v2"``) and V3
-(``"chara_card_v3"``) keep their fields in ``data``; the old V1 has them at the top level.
-A PNG card carries that JSON, base64-encoded, in a ``tEXt`` chunk (also read: ``iTXt``
-and ``zTXt``) with the keyword ``ccv3`` (V3, preferred) or ``chara``. The PNG is read
-with the standard library (``struct`` and ``zlib``, each chunk's CRC checked): a card
-needs its text chunks and nothing else of the image, so no imaging library is needed.
-
-The layer a card becomes:
-
-* ``prompt``: the card's system prompt, then its description, personality, scenario and
-  example dialogue, in SillyTavern's order; ``{{char}}`` is the card's name and
-  ``{{user}}`` "the user";
-* ``post_history``: the card's post-history instructions (placed after the
-  conversation, just before the model answers);
-* ``lorebook``: the card's character book, enabled entries only.
-
-Nothing else: a card has no hard rules and cannot declare conflicts or a grammar, so it
-can never remove the hard rules of the stack it joins (they are enforced outside the
-model, whatever its prompt says). A card's text is a stranger's: lines that try to
-override the stack (instructions to ignore the rules, fake system turns, control-token
-spellings) are left out of the layer and listed in the import report.
-"""
+"""A card as a persona layer: its text in SillyTavern's order, its lorebook, and the
+lines that try to override the stack flagged and left out, with the import report a
+moderator reads (``profiles.cards`` says what a card becomes and why)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
-import struct
 import unicodedata
-import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
+from profiles.cards.card import Card, CharacterBook
 from profiles.errors import PackageError
 from profiles.lore import Lorebook, LoreEntry
 from profiles.models import Layer
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-CARD_KEYWORDS = ("ccv3", "chara")
-"""Text-chunk keywords that carry a card, the preferred one first."""
-MAX_CARD_BYTES = 20 << 20
 MAX_PROMPT_CHARS = 12_000
 """A layer prompt longer than this is cut (a huge card would fill the context window)."""
 DEFAULT_LORE_BUDGET = 256
 MAX_LORE_BUDGET = 1024
 
-CardSpec = Literal["chara_card_v1", "chara_card_v2", "chara_card_v3"]
 FindingKind = Literal["override", "fake turn", "control token"]
-
-
-class _Lenient(BaseModel):
-    # Cards in the wild carry many fields of their own; only these are read.
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-class BookEntry(_Lenient):
-    """One character-book entry, as V2 and V3 write it."""
-
-    keys: list[str] = Field(default_factory=list)
-    content: str = ""
-    enabled: bool = True
-    insertion_order: int = 100
-    case_sensitive: bool | None = None
-    use_regex: bool = False
-    constant: bool | None = None
-    name: str | None = None
-    comment: str | None = None
-    priority: int | None = None
-    selective: bool | None = None
-    secondary_keys: list[str] = Field(default_factory=list)
-    position: str | None = None
-
-
-class CharacterBook(_Lenient):
-    """A card's lorebook."""
-
-    name: str | None = None
-    scan_depth: int | None = None
-    token_budget: int | None = None
-    entries: list[BookEntry] = Field(default_factory=list)
-
-
-class CardData(_Lenient):
-    """The fields of a card cabot uses (V2 and V3 share them)."""
-
-    name: str = Field(min_length=1)
-    description: str = ""
-    personality: str = ""
-    scenario: str = ""
-    first_mes: str = ""
-    mes_example: str = ""
-    creator_notes: str = ""
-    system_prompt: str = ""
-    post_history_instructions: str = ""
-    alternate_greetings: list[str] = Field(default_factory=list)
-    tags: list[str] = Field(default_factory=list)
-    creator: str = ""
-    character_version: str = ""
-    character_book: CharacterBook | None = None
-
-
-@dataclass(frozen=True)
-class Card:
-    """A card as read: its spec, its fields, and where it came from."""
-
-    spec: CardSpec
-    data: CardData
-    container: str
-    """``JSON`` or ``PNG (ccv3 chunk)``."""
 
 
 @dataclass(frozen=True)
@@ -161,119 +69,6 @@ class CardImport:
                      "hold.")
         lines.extend(f"Note: {note}" for note in self.notes)
         return "\n".join(lines)
-
-
-# -- reading -------------------------------------------------------------------------
-
-
-def read_card(data: bytes, source: str) -> Card:
-    """A card from a PNG's text chunk or a JSON file's bytes.
-
-    Raises:
-        PackageError: not a card, a PNG without a card chunk, a damaged chunk, or a card
-            without a name.
-    """
-    if len(data) > MAX_CARD_BYTES:
-        raise PackageError(f"{source}: {len(data) >> 20} MB is too large for a card")
-    if data.startswith(PNG_SIGNATURE):
-        keyword, raw = _card_chunk(data, source)
-        try:
-            text = base64.b64decode(b"".join(raw.split()), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            raise PackageError(f"{source}: the {keyword!r} chunk is not base64 JSON") from None
-        return _parse_json(text, source, f"PNG ({keyword} chunk)")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise PackageError(f"{source}: neither a PNG nor UTF-8 JSON; is it a card?") from None
-    return _parse_json(text, source, "JSON")
-
-
-def png_text_chunks(data: bytes, source: str) -> Iterator[tuple[str, bytes]]:
-    """Each text chunk's (keyword, text bytes) of a PNG, CRCs checked.
-
-    Raises:
-        PackageError: the PNG is cut short or a chunk is damaged.
-    """
-    if not data.startswith(PNG_SIGNATURE):
-        raise PackageError(f"{source}: not a PNG file")
-    at = len(PNG_SIGNATURE)
-    while at + 12 <= len(data):
-        (length,) = struct.unpack(">I", data[at:at + 4])
-        kind = data[at + 4:at + 8]
-        body = data[at + 8:at + 8 + length]
-        crc_at = at + 8 + length
-        if len(body) < length or crc_at + 4 > len(data):
-            raise PackageError(f"{source}: the PNG is cut short (in a {kind!r} chunk)")
-        (crc,) = struct.unpack(">I", data[crc_at:crc_at + 4])
-        if zlib.crc32(kind + body) & 0xFFFFFFFF != crc:
-            raise PackageError(f"{source}: the PNG's {kind.decode('latin-1')} chunk is "
-                               "damaged (bad CRC)")
-        text = _chunk_text(kind, body)
-        if text is not None:
-            yield text
-        if kind == b"IEND":
-            return
-        at = crc_at + 4
-
-
-def _chunk_text(kind: bytes, body: bytes) -> tuple[str, bytes] | None:
-    try:
-        if kind == b"tEXt":
-            keyword, _, text = body.partition(b"\0")
-            return keyword.decode("latin-1"), text
-        if kind == b"zTXt":
-            keyword, _, rest = body.partition(b"\0")
-            return keyword.decode("latin-1"), zlib.decompress(rest[1:])
-        if kind == b"iTXt":
-            keyword, _, rest = body.partition(b"\0")
-            compressed, rest = rest[0], rest[2:]
-            _language, _, rest = rest.partition(b"\0")
-            _translated, _, text = rest.partition(b"\0")
-            return keyword.decode("latin-1"), zlib.decompress(text) if compressed else text
-    except (zlib.error, IndexError):
-        return None
-    return None
-
-
-def _card_chunk(data: bytes, source: str) -> tuple[str, bytes]:
-    found: dict[str, bytes] = {}
-    for keyword, text in png_text_chunks(data, source):
-        if keyword.lower() in CARD_KEYWORDS:
-            found.setdefault(keyword.lower(), text)
-    for keyword in CARD_KEYWORDS:
-        if keyword in found:
-            return keyword, found[keyword]
-    raise PackageError(f"{source}: this PNG carries no character card (no 'chara' or "
-                       "'ccv3' text chunk); export the card from SillyTavern again")
-
-
-def _parse_json(text: str, source: str, container: str) -> Card:
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise PackageError(f"{source}: not valid JSON ({error})") from None
-    if not isinstance(raw, dict):
-        raise PackageError(f"{source}: a card is a JSON object")
-    spec: CardSpec
-    if raw.get("spec") in ("chara_card_v2", "chara_card_v3"):
-        spec = raw["spec"]
-        body = raw.get("data")
-        if not isinstance(body, dict):
-            raise PackageError(f"{source}: a {spec} card keeps its fields in 'data'")
-    elif raw.get("spec") is None and "name" in raw:
-        spec, body = "chara_card_v1", raw
-    else:
-        raise PackageError(f"{source}: not a character card (spec {raw.get('spec')!r}; cabot reads "
-                           "chara_card_v2 and chara_card_v3)")
-    try:
-        data = CardData.model_validate(body)
-    except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(str(p) for p in item['loc'])}: {item['msg']}"
-                             for item in error.errors())
-        raise PackageError(f"{source}: the card's fields are not usable ({problems})") from None
-    return Card(spec, data, container)
-
 
 # -- flagging ------------------------------------------------------------------------
 
@@ -457,7 +252,3 @@ def _lorebook(book: CharacterBook | None, char: str, findings: list[Finding],
                                                                 100),
                     token_budget=max(budget, 1), entries=tuple(entries))
 
-
-def card_from_json(value: dict[str, Any], source: str = "card") -> Card:
-    """A card from already-parsed JSON (for tests and tools)."""
-    return _parse_json(json.dumps(value), source, "JSON")
