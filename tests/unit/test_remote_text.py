@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from bot.backends.base import GenerationRequest
-from bot.backends.remote.backend import _cut_at_stops, estimate_tokens, most_tokens
 from bot.backends.remote.kinds import chat_body
 from bot.backends.remote.reasoning import ThinkingFilter
+from bot.backends.remote.text import _cut_at_stops, estimate_tokens, most_tokens
 
 
 def through(pieces: list[str]) -> str:

@@ -7,7 +7,8 @@
     backend.py   the ``Backend`` the queue runs jobs on
 """
 
-from bot.backends.remote.backend import RemoteBackend, estimate_tokens, most_tokens
+from bot.backends.remote.backend import RemoteBackend
 from bot.backends.remote.kinds import KINDS, TRAITS, ServerKind
+from bot.backends.remote.text import estimate_tokens, most_tokens
 
 __all__ = ["KINDS", "TRAITS", "RemoteBackend", "ServerKind", "estimate_tokens", "most_tokens"]

@@ -27,7 +27,9 @@ from cachetools import LRUCache
 from pydantic import SecretStr
 
 from bot.backends.base import ChatMessage, GenerationRequest, SamplingRule
+from bot.backends.remote import text as texts
 from bot.backends.remote.client import ServerClient, ServerFault
+from bot.backends.remote.health import HealthChecks
 from bot.backends.remote.kinds import OPENAI_MAX_STOPS, TRAITS, ServerKind, chat_body
 from bot.backends.remote.pool import Lease, Routing, Server, ServerPool
 from bot.backends.remote.reasoning import ThinkingFilter
@@ -36,7 +38,6 @@ from bot.errors import (
     ContextOverflowError,
     InferenceError,
     RemoteAuthError,
-    RemoteServerError,
     ServerUnavailableError,
 )
 
@@ -59,35 +60,7 @@ BUSY_TRIES = 20
 """Busy answers (429/503) one job takes before it gives up."""
 
 
-def most_tokens(text: str) -> int:
-    """The most tokens ``text`` can take in a byte-level or byte-fallback tokenizer.
-
-    Every token spells at least one byte (plus SentencePiece's leading space): never an
-    under-count, whatever the text, but about four times too many for English prose.
-    """
-    return len(text.encode("utf-8")) + 1
-
-
-def estimate_tokens(text: str) -> int:
-    """A rough count of the tokens of ``text``, for servers without a tokenizer.
-
-    English prose runs about four characters a token in the large vocabularies such
-    servers use; digits are often one token each, and text outside ASCII can fall back
-    to a token per one or two bytes. The server's usage numbers correct it upwards.
-    """
-    ascii_other = digits = wide = 0
-    for char in text:
-        if char.isascii():
-            if char.isdigit():
-                digits += 1
-            else:
-                ascii_other += 1
-        else:
-            wide += len(char.encode("utf-8"))
-    return math.ceil(ascii_other / 3 + digits + wide / 2) + 1
-
-
-class RemoteBackend:
+class RemoteBackend(HealthChecks):
     """Generates with a pool of OpenAI-compatible inference servers.
 
     Args:
@@ -218,9 +191,9 @@ class RemoteBackend:
         if known is not None:
             return known[0]
         if not self.traits.tokenizes:
-            return math.ceil(estimate_tokens(text) * self._scale)
+            return math.ceil(texts.estimate_tokens(text) * self._scale)
         self._count_later(text)
-        return most_tokens(text)
+        return texts.most_tokens(text)
 
     def _count_later(self, text: str) -> None:
         """Have ``text`` tokenized soon (a bounded number of texts wait at a time).
@@ -303,7 +276,7 @@ class RemoteBackend:
                 lease = await pool.lease(request.session, exclude=tried)
             except ServerUnavailableError:
                 if last is not None and last.kind == "malformed":
-                    raise _unreadable(last) from None
+                    raise texts._unreadable(last) from None
                 raise
             shown: list[str] = []
             attempt = self._attempt(lease, request)
@@ -322,7 +295,7 @@ class RemoteBackend:
                 last = fault
                 self._record(pool, lease.server, fault)
                 if shown:
-                    raise _broke_off(fault) from None
+                    raise texts._broke_off(fault) from None
                 if fault.kind == "busy":
                     busy += 1
                     if busy >= BUSY_TRIES:
@@ -361,7 +334,7 @@ class RemoteBackend:
                     self._learn_scale(messages, delta.prompt_tokens)
                 text = thinking.feed(delta.content) if delta.content else ""
                 if stops:
-                    text, held, stopped = _cut_at_stops(held + text, stops)
+                    text, held, stopped = texts._cut_at_stops(held + text, stops)
                     if text:
                         yield text
                     if stopped:
@@ -370,7 +343,7 @@ class RemoteBackend:
                     yield text
             tail = held + thinking.flush()
             if stops:
-                tail = _cut_at_stops(tail, stops, final=True)[0]
+                tail = texts._cut_at_stops(tail, stops, final=True)[0]
             if tail:
                 yield tail
 
@@ -421,84 +394,3 @@ class RemoteBackend:
                     bias[tokens[0]] = BANNED_BIAS
         self._banned[key] = bias
         return bias
-
-    def _record(self, pool: ServerPool, server: Server, fault: ServerFault) -> None:
-        if fault.kind == "busy":
-            pool.mark_busy(server, fault.retry_after)
-        elif fault.kind in ("unreachable", "broken", "timeout", "failed"):
-            pool.mark_down(server, fault.detail)
-
-    # -- health -------------------------------------------------------------------------
-
-    async def _probe(self, server: Server) -> None:
-        """Probe ``server`` and record what it said (its own failures are recorded too)."""
-        assert self.pool is not None
-        lease = self.pool.try_lease(server) if self.traits.exclusive else None
-        if self.traits.exclusive and lease is None:
-            return  # a job runs there: any request would interrupt it
-        try:
-            info = await server.client.probe()
-        except ServerFault as fault:
-            if fault.kind == "busy" and server.alive is None:
-                log.info("%s is still loading", server.label)
-            self.pool.mark_down(server, fault.detail)
-            return
-        except RemoteAuthError:
-            self.pool.mark_down(server, "it refused the API key")
-            raise
-        except InferenceError as error:
-            self.pool.mark_down(server, str(error))
-            return
-        finally:
-            if lease is not None:
-                self.pool.release(lease)
-        slots = info.slots if self.traits.slots else None
-        self.pool.mark_up(server, slots=slots, n_ctx=info.n_ctx)
-        if server.n_ctx is not None and server.n_ctx < self._n_ctx:
-            log.warning("%s has a context of %d tokens per slot, less than CABOT_N_CTX=%d: "
-                        "long conversations are cut to fit it", server.label, server.n_ctx,
-                        self._n_ctx)
-
-    async def _check_health(self) -> None:
-        """Probe idle and failed servers every ``health_interval`` seconds."""
-        assert self.pool is not None
-        while True:
-            await asyncio.sleep(self._health_interval)
-            idle = [s for s in self.pool.servers if s.in_flight == 0 or s.alive is False]
-            results = await asyncio.gather(*(self._probe(s) for s in idle),
-                                           return_exceptions=True)
-            for result in results:
-                if isinstance(result, Exception) and not isinstance(result, InferenceError):
-                    log.error("health check failed", exc_info=result)
-
-
-def _cut_at_stops(text: str, stops: Sequence[str], *, final: bool = False
-                  ) -> tuple[str, str, bool]:
-    """(text to show, text held back as a possible stop's start, whether a stop was hit)."""
-    at = min((i for i in (text.find(s) for s in stops) if i >= 0), default=-1)
-    if at >= 0:
-        return text[:at], "", True
-    if final:
-        return text, "", False
-    keep = max((size for s in stops for size in range(1, len(s))
-                if text.endswith(s[:size])), default=0)
-    return text[: len(text) - keep], text[len(text) - keep:], False
-
-
-def _broke_off(fault: ServerFault) -> RemoteServerError:
-    log.warning("a reply was cut short: %s", fault.detail)
-    if fault.kind == "timeout":
-        return RemoteServerError("The inference server stopped sending the reply; what you "
-                                 "see is all it wrote. Try again.")
-    if fault.kind == "malformed":
-        return _unreadable(fault)
-    return RemoteServerError("The inference server failed in the middle of the reply; what "
-                             "you see is all it wrote. Try again.")
-
-
-def _unreadable(fault: ServerFault) -> RemoteServerError:
-    log.error("unreadable answer: %s", fault.detail)
-    return RemoteServerError("The inference server sent a reply cabot could not read "
-                             "(a malformed event stream); the operator should check "
-                             "CABOT_REMOTE_KIND and the server's logs.")
-
