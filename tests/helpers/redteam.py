@@ -539,6 +539,14 @@ class SeededRecorder:
     def count_tokens(self, text: str) -> int:
         return self.inner.count_tokens(text)
 
+    def take(self, prompt: str) -> str | None:
+        """The raw text generated for the message ``prompt`` (as the model got it: the
+        reply path may put the speaker's name before it), if it was generated."""
+        for content in list(self.raw):
+            if content.endswith(prompt):
+                return self.raw.pop(content)
+        return None
+
     async def generate(self, request: GenerationRequest) -> AsyncGenerator[str, None]:
         prompt = request.messages[-1].content
         seeded = dataclasses.replace(
@@ -603,7 +611,7 @@ async def run_attacks(
                 shown = [s for s in adapter.shown[before:]
                          if s.scope == scope and not s.ephemeral]
                 versions = [v for s in shown for v in s.versions]
-                raw = backend.raw.pop(attack.prompt, None)
+                raw = backend.take(attack.prompt)
                 outcomes.append(judge(Outcome(attack, versions, raw or "", raw is not None)))
 
         async with asyncio.TaskGroup() as group:
