@@ -176,23 +176,14 @@ class TemplateFormat:
             ) from None
 
 
-INSTRUCTIONS_HEADING = "### Instructions"
-CONVERSATION_HEADING = "### Conversation"
-
-
-_HEADING = re.compile(r"^(\s*#)(\s*#*\s*(?:instructions|conversation)\b)", re.IGNORECASE)
-"""A line that reads like one of the transcript's own headings."""
-
-
 def neutralise_turns(text: str, names: Sequence[str]) -> str:
-    """``text`` with every line that could pass for the transcript's own structure broken up.
+    """``text`` with every line that starts with one of ``names`` and a colon broken up.
 
-    A line that starts with one of ``names`` and a colon gets a zero-width space after the
-    name's first letter (in any letter case, after any indentation), so it does not read
-    as that speaker's turn; a line like the ``### Instructions`` or ``### Conversation``
-    heading gets one after its first ``#``. Other lines, and colons elsewhere, are left as
-    they are. Every line break Python knows (``\\r``, U+2028, ...) becomes ``\\n``
-    first, so none of them starts a line the model reads as a new turn either.
+    A zero-width space after the name's first letter (in any letter case, after any
+    indentation) keeps the line from reading as that speaker's turn; other lines, and
+    colons elsewhere, are left as they are. Every line break Python knows (``\\r``,
+    U+2028, ...) becomes ``\\n`` first, so none of them starts a line the model reads as
+    a new turn either.
     """
     lines = text.splitlines()
     if names:
@@ -200,16 +191,15 @@ def neutralise_turns(text: str, names: Sequence[str]) -> str:
         turn = re.compile(rf"^(\s*)({alternatives})(\s*:)", re.IGNORECASE)
         lines = [turn.sub(lambda m: m[1] + m[2][0] + ZERO_WIDTH_SPACE + m[2][1:] + m[3], line)
                  for line in lines]
-    return "\n".join(_HEADING.sub(rf"\1{ZERO_WIDTH_SPACE}\2", line) for line in lines)
+    return "\n".join(lines)
 
 
 class TranscriptFormat:
     """A plain transcript for models without a chat template (base models).
 
-    The system messages come first as a preamble (under ``### Instructions``, the turns
-    under ``### Conversation``), then one ``Name: text`` line (or several, for a message of
-    several lines) per turn, and the prompt ends with the assistant's name and a colon.
-    Generation stops where a line would open a turn.
+    The system messages come first as a preamble, then one ``Name: text`` line (or
+    several, for a message of several lines) per turn, and the prompt ends with the
+    assistant's name and a colon. Generation stops where a line would open a turn.
 
     Args:
         specials: whether to start with the model's BOS, and its spelling.
@@ -244,11 +234,7 @@ class TranscriptFormat:
             turns.append(f"{name}: {neutralise_turns(text.strip(), self.speakers)}")
         turns.append(f"{self._names['assistant']}:")
         head = "\n\n".join(part for part in preamble if part)
-        if head:
-            # Headings keep a base model from taking the preamble for the start of the
-            # conversation (without them a small one often repeats it in its reply).
-            head = f"{INSTRUCTIONS_HEADING}\n{head}\n\n{CONVERSATION_HEADING}\n"
-        return self._bos + head + "\n".join(turns)
+        return self._bos + (head + "\n\n" if head else "") + "\n".join(turns)
 
 
 def choose_format(setting: str, specials: ModelSpecials, guard: ControlTokenGuard
