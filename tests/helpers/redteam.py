@@ -34,6 +34,7 @@ from pathlib import Path
 
 from bot.app import App
 from bot.backends.base import Backend, GenerationRequest
+from bot.backends.control_tokens import ZERO_WIDTH_SPACE
 from bot.messages import Scope
 from bot.settings import Settings
 from profiles import load_builtin_library
@@ -541,9 +542,10 @@ class SeededRecorder:
 
     def take(self, prompt: str) -> str | None:
         """The raw text generated for the message ``prompt`` (as the model got it: the
-        reply path may put the speaker's name before it), if it was generated."""
+        reply path may put the speaker's name before it and break up a line that starts
+        like ``Name:`` with a zero-width space), if it was generated."""
         for content in list(self.raw):
-            if content.endswith(prompt):
+            if content.replace(ZERO_WIDTH_SPACE, "").endswith(prompt.replace(ZERO_WIDTH_SPACE, "")):
                 return self.raw.pop(content)
         return None
 
