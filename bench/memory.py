@@ -1,8 +1,11 @@
-"""Row 5: peak memory of the bot with the model loaded vs a bare llama-cpp-python process.
+"""Row 5: peak memory of the bot holding 8 resident conversations vs a bare llama-cpp-python.
 
 Each measurement is a fresh subprocess (``python -m bench.memory PROBE MODEL THREADS``)
-that loads the model, answers one message and prints its peak resident set size, so
-nothing the parent process allocated counts.
+that loads the model, does its work and prints its peak resident set size, so nothing
+the parent process allocated counts. The bot probes hold 8 channels, each with a
+conversation of about 500 tokens (six earlier exchanges in the store, then one message
+per channel and a second round that finds each one resident); the bare process answers
+one message at ``n_ctx`` 2048.
 """
 
 from __future__ import annotations
@@ -15,12 +18,24 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from bench.common import BenchConfig, Row
 
-PROBES = ("bot-batched", "bot-batched-resident-4", "bot-single", "bare")
+PROBES = ("bot-batched", "bot-batched-reserved", "bot-batched-q8", "bot-single", "bare")
+"""The defaults (a shared KV budget); before it, a full ``n_ctx`` reserved per resident
+channel (``CABOT_KV_TOKENS=0``); the q8_0 cache; the single engine; the bare process."""
+OVERRIDES: dict[str, dict[str, Any]] = {
+    "bot-batched": {},
+    "bot-batched-reserved": {"kv_tokens": 0},
+    "bot-batched-q8": {"kv_type": "q8_0"},
+    "bot-single": {"engine": "single"},
+}
+CHANNELS = 8
+EXCHANGES = 6
+"""Earlier exchanges per channel: with the system prompt, about 500 tokens."""
 QUESTION = "What is the capital of France?"
+TARGET = 1.5
 
 
 def peak_rss_mb() -> float:
@@ -39,24 +54,43 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-async def probe_bot(
-    model: Path, threads: int, engine: Literal["batched", "single"], resident: int | None = None
-) -> None:
+async def probe_bot(model: Path, threads: int, overrides: dict[str, Any]) -> dict[str, Any]:
+    """Hold ``CHANNELS`` conversations of about 500 tokens; what the engine kept."""
     from adapters.console import ConsoleAdapter
+    from bench.streams import TOPICS, filler
     from bot.app import App
+    from bot.backends.batched import BatchedBackend
+    from bot.messages import Scope
     from bot.settings import Settings
 
     with tempfile.TemporaryDirectory() as workdir:
         values: dict[str, Any] = {"model": model, "db": Path(workdir) / "cabot.db",
-                                  "engine": engine, "n_threads": threads}
-        if resident is not None:  # otherwise the default, whatever it is
-            values["resident_channels"] = resident
+                                  "n_threads": threads, **overrides}
         settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
         app = App(settings)
         console = ConsoleAdapter(io.StringIO(), settle=app.router.drain)
         await app.start([console])
         try:
-            await console.say(QUESTION)
+            channels = [f"memory-{i}" for i in range(CHANNELS)]
+            for index, channel in enumerate(channels):
+                scope = Scope(platform="console", community=console.community, channel=channel)
+                for turn in range(EXCHANGES):
+                    question, answer = filler(TOPICS[index % len(TOPICS)], turn)
+                    await app.store.conversations.append_exchange(
+                        scope, [("user", question), ("assistant", answer)],
+                        settings.history_messages,
+                    )
+            for question in (QUESTION, "And of Italy?"):
+                for channel in channels:
+                    console.channel = channel
+                    await console.say(question)
+            backend = app.backend
+            if not isinstance(backend, BatchedBackend):
+                return {}
+            table, stats = backend.engine.table, backend.engine.stats
+            return {"resident_channels": sum(1 for c in channels if table.resident(c)),
+                    "kv_tokens_held": table.held(), "peak_kv_tokens": stats.peak_kv_tokens,
+                    "evictions": stats.evictions, "reused_tokens": stats.reused_tokens}
         finally:
             await app.stop()
 
@@ -73,39 +107,43 @@ def probe_bare(model: Path, threads: int) -> None:
 
 
 def main(argv: list[str]) -> None:
-    """The subprocess: run one probe and print its peak RSS as JSON."""
+    """The subprocess: run one probe and print its peak RSS (and what it kept) as JSON."""
     probe, model, threads = argv[0], Path(argv[1]), int(argv[2])
+    kept: dict[str, Any] = {}
     if probe == "bare":
         probe_bare(model, threads)
-    elif probe == "bot-single":
-        asyncio.run(probe_bot(model, threads, "single"))
-    elif probe == "bot-batched-resident-4":
-        asyncio.run(probe_bot(model, threads, "batched", resident=4))
     else:
-        asyncio.run(probe_bot(model, threads, "batched"))
-    print(json.dumps({"probe": probe, "peak_rss_mb": peak_rss_mb()}))
+        kept = asyncio.run(probe_bot(model, threads, OVERRIDES[probe]))
+    print(json.dumps({"probe": probe, "peak_rss_mb": peak_rss_mb(), **kept}))
 
 
-def measure(probe: str, config: BenchConfig) -> float:
+def measure(probe: str, config: BenchConfig) -> dict[str, Any]:
     result = subprocess.run(
         [sys.executable, "-m", "bench.memory", probe, str(config.model), str(config.n_threads)],
-        capture_output=True, text=True, check=True, timeout=300,
+        capture_output=True, text=True, check=True, timeout=900,
         cwd=Path(__file__).resolve().parents[1],
     )
-    return float(json.loads(result.stdout.strip().splitlines()[-1])["peak_rss_mb"])
+    found: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return found
 
 
 async def memory(config: BenchConfig) -> Row:
-    peaks = {probe: await asyncio.to_thread(measure, probe, config) for probe in PROBES}
+    found = {probe: await asyncio.to_thread(measure, probe, config) for probe in PROBES}
+    peaks = {probe: float(found[probe]["peak_rss_mb"]) for probe in PROBES}
     ours, bare = peaks["bot-batched"], peaks["bare"]
+    kept = {key: value for key, value in found["bot-batched"].items()
+            if key not in ("probe", "peak_rss_mb")}
     return Row(
-        5, "Peak RSS: bot process (batched engine, defaults) with the model loaded",
+        5, f"Peak RSS: bot (batched engine, defaults) holding {CHANNELS} resident channels "
+        "of ~500-token conversations",
         "MiB", ours, bare, "bare llama-cpp-python process, n_ctx 2048",
-        "(reported)", None,
-        details={"bot_single_engine_mib": peaks["bot-single"],
-                 "bot_batched_4_resident_channels_mib": peaks["bot-batched-resident-4"],
-                 "per_resident_channel_mib":
-                     (ours - peaks["bot-batched-resident-4"]) / (8 - 4)},
+        f"≤ {TARGET}x", ours <= TARGET * bare,
+        details={"reserved_kv_per_channel_mib": peaks["bot-batched-reserved"],
+                 "q8_0_kv_mib": peaks["bot-batched-q8"],
+                 "bot_single_engine_mib": peaks["bot-single"],
+                 "reserved_resident_channels":
+                     found["bot-batched-reserved"].get("resident_channels"),
+                 **kept},
     )
 
 

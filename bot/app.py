@@ -50,6 +50,8 @@ def create_backend(settings: Settings) -> Backend:
             resident=settings.resident_channels,
             n_threads=settings.n_threads,
             chat_format=settings.chat_format,
+            kv_tokens=settings.kv_tokens,
+            kv_type=settings.kv_type,
         )
     from bot.backends.llama import LlamaBackend
 

@@ -66,7 +66,21 @@ class Settings(BaseSettings):
     resident_channels: int = Field(
         default=8, ge=1, le=64,
         description="Channels whose conversation stays in the batched engine's KV cache "
-        "between turns; each reserves n_ctx tokens of KV memory.",
+        "between turns (within CABOT_KV_TOKENS).",
+    )
+    kv_tokens: int | None = Field(
+        default=None, ge=0,
+        description="KV cache tokens the batched engine's resident channels and running "
+        "replies share (at least n_ctx; about 22 KiB each on the bundled model; default "
+        "4608, or n_ctx if larger): a reply reserves its prompt and reply room, and the "
+        "least recently used idle channel is evicted when one needs room. 0: each resident "
+        "channel reserves n_ctx tokens of its own, and replies at temperature 0 are "
+        "bit-identical to the single engine's.",
+    )
+    kv_type: Literal["f16", "q8_0"] = Field(
+        default="f16",
+        description="The batched engine's KV cache: f16, or q8_0 (keys in 8 bits, values "
+        "in f16: a quarter less KV memory; replies may differ slightly from f16's).",
     )
 
     backend: Literal["local", "remote"] = Field(

@@ -21,8 +21,10 @@ from bot.backends.bridge import ThreadBridge
 from bot.backends.chat_format import AUTO
 from bot.backends.engine import BatchEngine
 from bot.backends.engine_job import EngineJob
+from bot.backends.native import KV_TYPES
+from bot.backends.sessions import kv_budget
 from bot.backends.token_count import TokenCounter
-from bot.errors import InferenceError
+from bot.errors import ConfigError, InferenceError
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +36,13 @@ class BatchedBackend:
         model_path: the GGUF file.
         n_ctx: each channel's context window in tokens.
         parallel: requests generated at once (the queue's ``max_parallel``).
-        resident: channels whose KV stays in memory between turns (at least ``parallel``);
-            each reserves ``n_ctx`` tokens of KV cache.
+        resident: channels whose KV stays in memory between turns (at least ``parallel``).
+        kv_tokens: KV cache cells the resident channels and running replies share
+            (``CABOT_KV_TOKENS``, at least ``n_ctx``; None: ``DEFAULT_KV_TOKENS``, or
+            ``n_ctx`` if larger); the least recently used idle channel is evicted when a
+            reply needs room. 0: each resident channel reserves ``n_ctx`` cells of its
+            own, and replies are bit-identical to the single engine's.
+        kv_type: ``CABOT_KV_TYPE``: f16, or q8_0 (keys in 8 bits: a quarter less).
         n_threads: llama.cpp threads (default: every CPU, as the single-sequence engine).
         n_threads_batch: llama.cpp threads for several sequences at once or a prompt chunk
             (default: ``n_threads``).
@@ -56,9 +63,22 @@ class BatchedBackend:
         n_threads_batch: int | None = None,
         prefill_chunk: int = 64,
         chat_format: str = AUTO,
+        kv_tokens: int | None = None,
+        kv_type: str = "f16",
     ) -> None:
         if parallel < 1:
             raise ValueError("parallel must be at least 1")
+        budget = kv_budget(kv_tokens, n_ctx)
+        if budget is not None and budget < n_ctx:
+            raise ConfigError(
+                f"CABOT_KV_TOKENS ({budget}) is smaller than one conversation's context "
+                f"window, CABOT_N_CTX ({n_ctx}); raise it to at least {n_ctx} (or 0 for "
+                "a full window per resident channel)."
+            )
+        if kv_type not in KV_TYPES:
+            raise ConfigError(
+                f"CABOT_KV_TYPE is {kv_type!r}; use one of {', '.join(KV_TYPES)}."
+            )
         self.max_parallel = parallel
         self.enforces = LOCAL_SAMPLING
         self.engine = BatchEngine(
@@ -69,6 +89,8 @@ class BatchedBackend:
             n_threads_batch=n_threads_batch or n_threads or os.cpu_count() or 1,
             prefill_chunk=prefill_chunk,
             chat_format=chat_format,
+            kv_tokens=budget,
+            kv_type=kv_type,
         )
         self._started = False
         self._counter = TokenCounter()
@@ -86,7 +108,7 @@ class BatchedBackend:
         except (ValueError, OSError, RuntimeError) as error:
             raise InferenceError(
                 f"Cannot start the batched engine ({error}); check CABOT_MODEL and lower "
-                "CABOT_PARALLEL or CABOT_N_CTX if memory is short."
+                "CABOT_KV_TOKENS, CABOT_PARALLEL or CABOT_N_CTX if memory is short."
             ) from None
         self._started = True
         self._counter.open(lambda text: len(model.tokenize(text)))

@@ -32,7 +32,7 @@ from bot.backends.banning import BannedWordsCache
 from bot.backends.engine_job import EngineJob, EngineStats
 from bot.backends.native import NativeContext, NativeModel
 from bot.backends.sampling import SequenceSampler
-from bot.backends.sessions import SlotTable, next_chunk
+from bot.backends.sessions import Slot, SlotTable, next_chunk
 from bot.backends.text_stream import StopTextStream
 from bot.errors import (
     ContextOverflowError,
@@ -76,6 +76,8 @@ class ContinuousBatch:
         self._waiting: deque[EngineJob] = deque()
         self._active: list[EngineJob] = []
         self._serial = itertools.count(1)
+        self._waited = False
+        """The first waiting job already counted as waiting for room."""
         self._banned = BannedWordsCache(lambda: model.vocab_texts, model.detokenize)
 
     def has_work(self) -> bool:
@@ -126,12 +128,20 @@ class ContinuousBatch:
                     self._waiting.popleft()
                     self._reject(job, error, "preparing a generation failed", "; try again")
                     continue
-            lease = self._table.acquire(job.request.session, job.prompt)
+            lease = self._table.acquire(job.request.session, job.prompt, job.max_new)
             if lease is None:
-                return  # every sequence is busy; the job waits for one to finish
+                # Every sequence is busy or the KV budget is held by running jobs: the
+                # job waits for one to finish.
+                if not self._waited:
+                    self._stats.kv_waits += 1
+                    self._waited = True
+                return
             self._waiting.popleft()
+            self._waited = False
+            for freed in lease.freed:
+                self._ctx.forget(freed.seq_id)
+            self._stats.evictions += len(lease.freed) + (lease.evicted is not None)
             if lease.evicted is not None:
-                self._stats.evictions += 1
                 log.debug("evicted %s from sequence %d", lease.evicted, lease.slot.seq_id)
             self._stats.reused_tokens += lease.keep
             if lease.source is not None:
@@ -144,10 +154,11 @@ class ContinuousBatch:
             try:
                 job.sampler = self._sampler_for(job)
             except Exception as error:
-                self._table.release(lease.slot)
+                self._release(lease.slot)
                 self._reject(job, error, "building a sampler failed")
                 continue
             self._active.append(job)
+            self._stats.peak_kv_tokens = max(self._stats.peak_kv_tokens, self._table.held())
 
     def _reject(self, job: EngineJob, error: Exception, what: str, advice: str = "") -> None:
         """``job`` could not start: its own error, or a sentence naming an unexpected one."""
@@ -171,6 +182,11 @@ class ContinuousBatch:
             )
         room = limit - len(prompt)
         job.max_new = min(request.max_tokens, room) if request.max_tokens > 0 else room
+        if not self._table.fits(len(prompt) + job.max_new):
+            raise ContextOverflowError(
+                f"The prompt and its reply room ({len(prompt) + job.max_new} tokens) do not "
+                f"fit the KV cache ({self._table.budget} tokens); raise CABOT_KV_TOKENS."
+            )
         job.prompt = prompt
         chat = self._model.chat
         job.text = StopTextStream((*request.stop, *chat.stop), strip_leading=chat.strip_leading)
@@ -293,11 +309,16 @@ class ContinuousBatch:
             job.sampler.close()
             job.sampler = None
 
+    def _release(self, slot: Slot) -> None:
+        """The job on ``slot`` ended: keep its prompt's KV, drop the generated tail."""
+        self._ctx.forget(slot.seq_id, slot.exact)
+        self._table.release(slot)
+
     def _finish(self, job: EngineJob) -> None:
         self._end(job)
         rest = job.text.finish() if not job.cancelled else ""
         if job.slot is not None:
-            self._table.release(job.slot)
+            self._release(job.slot)
         if rest:
             job.events.send(rest)
         job.events.finish()
@@ -310,5 +331,5 @@ class ContinuousBatch:
                 # The failed sequence's KV is unknown: empty it so no one reuses it.
                 self._ctx.forget(job.slot.seq_id)
                 self._table.forget(job.slot)
-            self._table.release(job.slot)
+            self._release(job.slot)
         job.events.fail(error)

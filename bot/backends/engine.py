@@ -35,6 +35,9 @@ class BatchEngine:
         n_threads_batch: llama.cpp threads for several sequences or a prompt chunk.
         prefill_chunk: prompt tokens evaluated per step while others are generating.
         chat_format: ``CABOT_CHAT_FORMAT`` (see ``chat_format``).
+        kv_tokens: KV cells every sequence shares (``CABOT_KV_TOKENS``), or None for a
+            full ``n_ctx`` stream per sequence.
+        kv_type: ``CABOT_KV_TYPE``: f16 or q8_0.
     """
 
     def __init__(
@@ -48,6 +51,8 @@ class BatchEngine:
         prefill_chunk: int = 64,
         n_batch: int = 512,
         chat_format: str = AUTO,
+        kv_tokens: int | None = None,
+        kv_type: str = "f16",
     ) -> None:
         self._model_path = model_path
         self._chat_format = chat_format
@@ -56,7 +61,9 @@ class BatchEngine:
         self._n_threads_batch = n_threads_batch
         self._prefill_chunk = prefill_chunk
         self._n_batch = max(n_batch, sequences)
-        self.table = SlotTable(sequences)
+        self._kv_tokens = kv_tokens
+        self._kv_type = kv_type
+        self.table = SlotTable(sequences, budget=kv_tokens)
         self.model: NativeModel | None = None
         self._ctx: NativeContext | None = None
         self._cond = threading.Condition()
@@ -119,6 +126,8 @@ class BatchEngine:
                 n_batch=self._n_batch,
                 n_threads=self._n_threads,
                 n_threads_batch=self._n_threads_batch,
+                kv_tokens=self._kv_tokens,
+                kv_type=self._kv_type,
             )
         except Exception as error:
             if model is not None:
@@ -126,8 +135,10 @@ class BatchEngine:
             ready.set_exception(error)
             return
         self.model, self._ctx = model, ctx
-        log.info("loaded %s: %d sequences of %d tokens, %d/%d threads",
-                 self._model_path.name, len(self.table.slots), ctx.n_ctx_seq,
+        log.info("loaded %s: %d sequences of up to %d tokens sharing %d %s KV cells%s, "
+                 "%d/%d threads", self._model_path.name, len(self.table.slots),
+                 ctx.n_ctx_seq, ctx.n_cells, self._kv_type,
+                 "" if self._kv_tokens else " (one stream each)",
                  self._n_threads, self._n_threads_batch)
         batch = ContinuousBatch(model, ctx, self.table, self.stats,
                                 prefill_chunk=self._prefill_chunk)

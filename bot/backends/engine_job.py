@@ -32,6 +32,11 @@ class EngineStats:
     reused_tokens: int = 0
     """Prompt tokens whose resident KV was kept instead."""
     evictions: int = 0
+    """Resident conversations whose KV was dropped for another's."""
+    kv_waits: int = 0
+    """Jobs that waited for a sequence or KV room to free up."""
+    peak_kv_tokens: int = 0
+    """The most KV cells the slot table counted at once (prompts, reply room, residents)."""
     copies: int = 0
     """Prefixes copied from another sequence instead of evaluated."""
     failures: int = 0

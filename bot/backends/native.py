@@ -153,11 +153,21 @@ class NativeModel(Vocabulary):
             self._lc.llama_model_free(model)
 
 
-class NativeContext:
-    """One llama.cpp context: ``n_seqs`` sequences, each with its own KV stream.
+KV_TYPES = {"f16": 1, "q8_0": 8}
+"""``CABOT_KV_TYPE`` values and their ``ggml_type`` (GGML_TYPE_F16, GGML_TYPE_Q8_0)."""
 
-    Streams are not unified: each sequence attends only over its own cells, laid out by
-    position, so its numbers do not depend on what other sequences share the batch.
+
+class NativeContext:
+    """One llama.cpp context with ``n_seqs`` sequences and the batch buffer.
+
+    Without ``kv_tokens`` each sequence has its own KV stream of ``n_ctx_seq`` cells and
+    attends only over them, laid out by position, so its numbers do not depend on what
+    other sequences share the batch: replies at temperature 0 are identical alone, in a
+    batch and on the single engine. With ``kv_tokens`` every sequence shares one unified
+    cache of that many cells (the slot table keeps the accounts); each still reads only
+    its own cells, but llama.cpp sums over the whole cache in SIMD lanes, so where a
+    sequence's cells sit changes the rounding and a reply can differ after a near tie.
+    ``kv_type`` q8_0 stores keys in 8 bits (values stay f16): a quarter less memory.
     """
 
     def __init__(
@@ -169,19 +179,25 @@ class NativeContext:
         n_batch: int,
         n_threads: int,
         n_threads_batch: int,
+        kv_tokens: int | None = None,
+        kv_type: str = "f16",
     ) -> None:
         lc = model._lc
         self._lc = lc
         self.model = model
         params = lc.llama_context_default_params()
-        params.n_ctx = n_ctx_seq * n_seqs
+        params.n_ctx = kv_tokens if kv_tokens else n_ctx_seq * n_seqs
         params.n_batch = n_batch
         params.n_ubatch = n_batch
         params.n_seq_max = n_seqs
         # llama.cpp uses ``n_threads`` for a batch of one token, ``n_threads_batch`` otherwise.
         params.n_threads = n_threads
         params.n_threads_batch = n_threads_batch
-        params.kv_unified = False
+        params.kv_unified = bool(kv_tokens)
+        # Only the K cache is quantized: llama.cpp quantizes V only with flash attention,
+        # whose CPU kernels give SmolLM2 (the bundled model) garbage in this llama.cpp.
+        params.type_k = KV_TYPES[kv_type]
+        params.type_v = KV_TYPES["f16"]
         # The single-sequence backend runs without flash attention; matching it keeps
         # replies at temperature 0 identical between the two engines.
         params.flash_attn_type = lc.LLAMA_FLASH_ATTN_TYPE_DISABLED
@@ -189,11 +205,15 @@ class NativeContext:
         self.ctx: Any = lc.llama_init_from_model(model.model, params)
         if not self.ctx:
             raise InferenceError(
-                f"Cannot create a llama.cpp context for {n_seqs} sequences of {n_ctx_seq} "
-                "tokens; lower CABOT_PARALLEL, CABOT_RESIDENT_CHANNELS or CABOT_N_CTX."
+                f"Cannot create a llama.cpp context of {params.n_ctx} KV tokens for "
+                f"{n_seqs} sequences; lower CABOT_KV_TOKENS, CABOT_PARALLEL, "
+                "CABOT_RESIDENT_CHANNELS or CABOT_N_CTX."
             )
         self.memory: Any = lc.llama_get_memory(self.ctx)
-        self.n_ctx_seq = int(lc.llama_n_ctx_seq(self.ctx))
+        self.n_ctx_seq = min(int(lc.llama_n_ctx_seq(self.ctx)), n_ctx_seq)
+        """The most tokens one sequence may hold (a channel's context window)."""
+        self.n_cells = int(lc.llama_n_ctx(self.ctx))
+        """KV cells of the whole cache."""
         self.n_batch = n_batch
         self._batch: Any = lc.llama_batch_init(n_batch, 0, 1)
         self._tokens = np.ctypeslib.as_array(self._batch.token, shape=(n_batch,))
@@ -213,7 +233,8 @@ class NativeContext:
         """Make sequence ``target`` hold a copy of sequence ``source``'s KV.
 
         Across streams llama.cpp copies the whole stream, at the start of the next decode;
-        ``forget`` the target's tail afterwards to keep only a prefix.
+        in a unified cache both sequences just share the cells. ``forget`` the target's
+        tail afterwards to keep only a prefix.
         """
         self._lc.llama_memory_seq_cp(self.memory, source, target, -1, -1)
 

@@ -1,14 +1,22 @@
-"""Which conversation lives in which KV sequence: prefix reuse and LRU eviction.
+"""Which conversation lives in which KV sequence: prefix reuse, a KV budget, LRU eviction.
 
 Pure bookkeeping for the batched engine (no llama.cpp here), so it is unit-tested alone.
 
-Each slot is one llama.cpp sequence with its own KV stream. A slot remembers the tokens
-its KV holds and how many of them came from prompt evaluation. Only that part is reused
-by the next turn: llama.cpp computes a token evaluated alone (one query per sequence,
-as in generation) with slightly different rounding from the same token evaluated in a
-chunk of two or more, so reusing generated tokens' KV would make a resident channel's
-reply differ from the reply the same channel gets after eviction and re-evaluation from
-text. Evaluating every prompt token in chunks of at least two keeps the two identical.
+Each slot is one llama.cpp sequence. A slot remembers the tokens its KV holds and how
+many of them came from prompt evaluation. Only that part is reused by the next turn:
+llama.cpp computes a token evaluated alone (one query per sequence, as in generation)
+with slightly different rounding from the same token evaluated in a chunk of two or
+more, so reusing generated tokens' KV would make a resident channel's reply differ from
+the reply the same channel gets after eviction and re-evaluation from text. Evaluating
+every prompt token in chunks of at least two keeps the two identical, and a finished
+job's generated tail is dropped (``release``): it would only take room.
+
+With a KV budget (one cache shared by every sequence, ``CABOT_KV_TOKENS``) the table
+also counts cells: an idle slot holds its tokens, a running job its prompt plus its reply
+room, reserved when it starts so it can never run out mid-reply. A job that does not
+fit evicts the least recently used idle conversations until it does; running jobs are
+never evicted, and a job that would not fit even with every idle one gone waits for a
+running one to finish.
 """
 
 from __future__ import annotations
@@ -22,6 +30,20 @@ MIN_CHUNK = 2
 
 MIN_COPY_GAIN = 16
 """Copying another sequence's KV (a whole stream) pays off from about this many tokens."""
+
+DEFAULT_KV_TOKENS = 4608
+"""The default KV budget: 8 resident conversations of about 500 tokens and a reply's
+room (or one conversation of a 2,048-token window beside a few others)."""
+
+
+def kv_budget(kv_tokens: int | None, n_ctx: int) -> int | None:
+    """The KV cells all sequences share, or None for a full window each (``kv_tokens`` 0).
+
+    ``kv_tokens`` None means the default, raised to ``n_ctx`` for a larger window.
+    """
+    if kv_tokens is None:
+        return max(DEFAULT_KV_TOKENS, n_ctx)
+    return kv_tokens or None
 
 
 def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
@@ -72,6 +94,13 @@ class Slot:
     """How many leading ``tokens`` were evaluated as prompt chunks (reusable exactly)."""
     busy: bool = False
     last_used: int = 0
+    reserved: int = 0
+    """KV cells a running job may fill (its prompt and reply room); 0 when idle."""
+
+    @property
+    def held(self) -> int:
+        """KV cells this slot counts against the budget."""
+        return max(self.reserved, len(self.tokens))
 
 
 @dataclass(frozen=True)
@@ -84,6 +113,8 @@ class Lease:
     """The session that lived in the slot before and loses its resident KV, if any."""
     source: Slot | None = None
     """Copy this slot's KV into ``slot`` first: it shares a longer prefix with the prompt."""
+    freed: tuple[Slot, ...] = ()
+    """Idle slots emptied to make room in the KV budget: drop their KV."""
 
 
 class SlotTable:
@@ -94,20 +125,42 @@ class SlotTable:
     from text when it returns). When another sequence shares a clearly longer prefix with
     the prompt (typically the same system prompt, for a channel's first message), its KV
     is copied instead of evaluated again.
+
+    Args:
+        n_slots: sequences.
+        budget: KV cells all sequences share, or None when each has its own full context.
     """
 
-    def __init__(self, n_slots: int) -> None:
+    def __init__(self, n_slots: int, budget: int | None = None) -> None:
         if n_slots < 1:
             raise ValueError("at least one slot is needed")
+        if budget is not None and budget < 1:
+            raise ValueError("a KV budget holds at least one token")
         self.slots = [Slot(seq_id) for seq_id in range(n_slots)]
+        self.budget = budget
         self._clock = itertools.count(1)
+
+    def held(self) -> int:
+        """KV cells counted against the budget: idle slots' tokens, running jobs' room."""
+        return sum(s.held for s in self.slots)
+
+    def fits(self, need: int) -> bool:
+        """Whether a job needing ``need`` cells could ever start (with nothing else held)."""
+        return self.budget is None or need <= self.budget
 
     def resident(self, session: str) -> Slot | None:
         """The slot holding ``session``'s conversation, if it is resident."""
         return next((s for s in self.slots if s.session == session), None)
 
-    def acquire(self, session: str | None, prompt: Sequence[int]) -> Lease | None:
-        """A slot for a job on ``prompt``, or None when every slot is busy."""
+    def acquire(
+        self, session: str | None, prompt: Sequence[int], room: int = 0
+    ) -> Lease | None:
+        """A slot for a job on ``prompt`` with ``room`` reply tokens, or None: it waits.
+
+        None when every slot is busy, or when the budget cannot hold the job's prompt and
+        reply room even after evicting every idle conversation (running jobs will free
+        some); nothing is evicted then.
+        """
         idle = [s for s in self.slots if not s.busy]
         if not idle:
             return None
@@ -124,14 +177,23 @@ class SlotTable:
         # Whatever the slot held, a shared leading run of prompt-evaluated tokens (the
         # same conversation, or just the same system prompt) has exactly the KV a fresh
         # evaluation would compute, since each token's KV depends only on those before it.
-        keep = reusable_prefix(slot.tokens, slot.exact, prompt)
+        own_keep = keep = reusable_prefix(slot.tokens, slot.exact, prompt)
         source = None
-        for other in self.slots:
+        # Among sources sharing as much, the most recently used: the last to be evicted.
+        for other in sorted(self.slots, key=lambda s: s.last_used, reverse=True):
             if other is not slot:
                 shared = reusable_prefix(other.tokens, other.exact, prompt)
                 if shared >= keep + MIN_COPY_GAIN:
                     source, keep = other, shared
+        freed = self._make_room(len(prompt) + room, slot)
+        if freed is None:
+            return None
+        if source is not None and source in freed:
+            # Room only without the copy source: evaluate the prefix instead (a copy
+            # never keeps a conversation resident in place of a more recent one).
+            source, keep = None, own_keep
         slot.busy = True
+        slot.reserved = len(prompt) + room
         slot.session = session
         slot.last_used = next(self._clock)
         if source is not None:
@@ -140,11 +202,45 @@ class SlotTable:
         else:
             del slot.tokens[keep:]
             slot.exact = min(slot.exact, keep)
-        return Lease(slot, keep, evicted if evicted != session else None, source)
+        return Lease(slot, keep, evicted if evicted != session else None, source, freed)
+
+    def _make_room(self, need: int, slot: Slot) -> tuple[Slot, ...] | None:
+        """Empty idle slots, least recently used first, until ``need`` cells fit in ``slot``.
+
+        The slot's own KV stays; None (and nothing emptied) when even every other idle
+        slot would not be enough.
+        """
+        if self.budget is None:
+            return ()
+        others = [s for s in self.slots if s is not slot]
+        free = self.budget - need - sum(s.held for s in others)
+        if free >= 0:
+            return ()
+        # Anonymous leftovers go first; then the channel not heard from the longest.
+        candidates = sorted(
+            (s for s in others if not s.busy and s.tokens),
+            key=lambda s: (s.session is not None, s.last_used),
+        )
+        if free + sum(len(s.tokens) for s in candidates) < 0:
+            return None
+        freed = []
+        for victim in candidates:
+            free += len(victim.tokens)
+            self.forget(victim)
+            freed.append(victim)
+            if free >= 0:
+                break
+        return tuple(freed)
 
     def release(self, slot: Slot) -> None:
-        """The job on ``slot`` ended; its KV stays resident for the session."""
+        """The job on ``slot`` ended; its prompt's KV stays resident for the session.
+
+        The generated tail is dropped (never reused, see the module docstring): the
+        engine must drop the sequence's KV from ``slot.exact`` on as well.
+        """
         slot.busy = False
+        slot.reserved = 0
+        del slot.tokens[slot.exact :]
         slot.last_used = next(self._clock)
         if slot.session is not None:
             for other in self.slots:

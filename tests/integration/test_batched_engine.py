@@ -75,15 +75,53 @@ async def outcome(backend: BatchedBackend, request: GenerationRequest) -> str | 
         return error
 
 
+EXACT = 0
+"""``kv_tokens`` 0: a full KV stream per sequence, the layout in which a reply at
+temperature 0 is the same alone, in a batch and on the single engine."""
+
+
 @pytest.fixture
 async def engine(model_path: Path) -> AsyncIterator[BatchedBackend]:
-    backend = BatchedBackend(model_path, n_ctx=512, parallel=4, resident=4,
+    """The exact layout (a stream of its own per sequence)."""
+    backend = BatchedBackend(model_path, n_ctx=512, parallel=4, resident=4, kv_tokens=EXACT,
                              n_threads=THREADS, n_threads_batch=THREADS)
     await backend.start()
     try:
         yield backend
     finally:
         await backend.stop()
+
+
+@pytest.fixture(params=["exact", "shared"])
+async def either(request: pytest.FixtureRequest, model_path: Path) -> AsyncIterator[BatchedBackend]:
+    """The exact layout, then the default one: every sequence in one shared KV budget.
+
+    In the shared cache a sequence's cells sit wherever there was room, so llama.cpp's
+    sums round differently and a reply may differ from the one it gets alone after a
+    near tie: there, a test holds what isolation means (each job's own result, every
+    sequence freed) without asking for the same characters.
+    """
+    backend = BatchedBackend(model_path, n_ctx=512, parallel=4, resident=4,
+                             kv_tokens=EXACT if request.param == "exact" else None,
+                             n_threads=THREADS, n_threads_batch=THREADS)
+    await backend.start()
+    try:
+        yield backend
+    finally:
+        await backend.stop()
+
+
+def exact(backend: BatchedBackend) -> bool:
+    return backend.engine.table.budget is None
+
+
+def same_or_answered(
+    backend: BatchedBackend, got: Sequence[object], alone: Sequence[str]
+) -> bool:
+    """``got`` is ``alone`` in the exact layout; in the shared one every reply came."""
+    if exact(backend):
+        return list(got) == list(alone)
+    return len(got) == len(alone) and all(isinstance(t, str) and t.strip() for t in got)
 
 
 async def test_a_prompt_in_a_batch_of_four_gives_the_text_it_gives_alone(
@@ -111,8 +149,9 @@ async def test_replies_agree_with_the_single_sequence_backend(
 
 
 async def test_a_banned_word_never_affects_another_sequence_in_the_batch(
-    engine: BatchedBackend,
+    either: BatchedBackend,
 ) -> None:
+    engine = either
     question = QUESTIONS[0]
     free = await reply(engine, ask(question, session="free"))
     assert "paris" in free.lower()  # the model's answer, so banning it changes something
@@ -121,24 +160,26 @@ async def test_a_banned_word_never_affects_another_sequence_in_the_batch(
         ask(question, session="free"),
     ])
     assert "paris" not in banned.lower()
-    assert unaffected == free
+    assert unaffected == free if exact(engine) else "paris" in unaffected.lower()
 
 
-async def test_a_grammar_applies_only_to_its_own_sequence(engine: BatchedBackend) -> None:
+async def test_a_grammar_applies_only_to_its_own_sequence(either: BatchedBackend) -> None:
+    engine = either
     free = await reply(engine, ask(QUESTIONS[1], session="free"))
     constrained, unaffected = await together(engine, [
         ask("Is the sea blue?", session="strict", grammar=YES_NO),
         ask(QUESTIONS[1], session="free"),
     ])
     assert constrained in ("yes", "no")
-    assert unaffected == free
+    assert same_or_answered(engine, [unaffected], [free])
+    assert unaffected not in ("yes", "no")
 
 
 async def test_an_evicted_channel_re_evaluated_continues_as_a_resident_one(
     model_path: Path,
 ) -> None:
     first = ask("Name a colour.", session="x")
-    backend = BatchedBackend(model_path, n_ctx=512, parallel=2, resident=2,
+    backend = BatchedBackend(model_path, n_ctx=512, parallel=2, resident=2, kv_tokens=EXACT,
                              n_threads=THREADS, n_threads_batch=THREADS)
     await backend.start()
     try:
@@ -170,8 +211,9 @@ async def test_an_evicted_channel_re_evaluated_continues_as_a_resident_one(
 
 
 async def test_cancelling_one_sequence_frees_it_and_the_others_finish(
-    engine: BatchedBackend,
+    either: BatchedBackend,
 ) -> None:
+    engine = either
     requests = [ask(q, session=f"c{i}", max_tokens=32) for i, q in enumerate(QUESTIONS[1:])]
     alone = [await reply(engine, r) for r in requests[1:]]
 
@@ -186,12 +228,13 @@ async def test_cancelling_one_sequence_frees_it_and_the_others_finish(
             read_two_then_close(), *(reply(engine, r) for r in requests[1:])
         )
     assert read == 2
-    assert others == alone
+    assert same_or_answered(engine, others, alone)
     assert engine.engine.busy_sequences() == 0
     assert (await reply(engine, requests[0])).strip()  # its sequence serves again
 
 
-async def test_a_job_failing_at_admission_fails_only_itself(engine: BatchedBackend) -> None:
+async def test_a_job_failing_at_admission_fails_only_itself(either: BatchedBackend) -> None:
+    engine = either
     requests = [ask(q, session=f"c{i}") for i, q in enumerate(QUESTIONS[:2])]
     alone = [await reply(engine, r) for r in requests]
     bad_grammar = ask("Hello?", session="bad", grammar="root ::= (")
@@ -203,12 +246,14 @@ async def test_a_job_failing_at_admission_fails_only_itself(engine: BatchedBacke
     assert isinstance(results[1], InferenceError)
     assert "grammar" in str(results[1])
     assert isinstance(results[2], ContextOverflowError)
-    assert [results[0], results[3]] == alone
+    assert isinstance(results[0], str) and isinstance(results[3], str)
+    assert same_or_answered(engine, [results[0], results[3]], alone)
 
 
 async def test_a_job_failing_mid_generation_fails_only_itself(
-    engine: BatchedBackend, monkeypatch: pytest.MonkeyPatch
+    either: BatchedBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    engine = either
     requests = [ask(q, session=f"c{i}", max_tokens=24) for i, q in enumerate(QUESTIONS[1:3])]
     alone = [await reply(engine, r) for r in requests]
     calls = 0
@@ -241,6 +286,7 @@ async def test_a_job_failing_mid_generation_fails_only_itself(
         )
     assert isinstance(error, InferenceError)
     assert pieces  # it failed after it had started to answer
-    assert others == alone
+    assert same_or_answered(engine, others, alone)
+    assert engine.engine.busy_sequences() == 0
     monkeypatch.setattr(BannedWords, "__call__", original)
     assert (await reply(engine, ask(QUESTIONS[0], session="after"))).strip()

@@ -117,8 +117,10 @@ async def test_the_vocabulary_is_scanned_once_per_load_in_the_worker(
 
 
 async def test_a_reply_alone_and_in_a_batch_of_four_is_the_same(gemma_path: Path) -> None:
+    # kv_tokens 0: a stream per sequence, the layout that holds temperature-0 replies
+    # identical (in the default shared cache they may differ after a near tie).
     backend = BatchedBackend(gemma_path, n_ctx=512, parallel=4, resident=4, n_threads=1,
-                             n_threads_batch=1)
+                             n_threads_batch=1, kv_tokens=0)
     await backend.start()
     try:
         requests = [ask(q, session=f"c{i}") for i, q in enumerate(QUESTIONS)]
@@ -135,7 +137,7 @@ async def test_both_engines_give_the_same_reply(gemma_path: Path) -> None:
     replies = []
     for backend in (LlamaBackend(gemma_path, n_ctx=512, n_threads=1, cache_bytes=0),
                     BatchedBackend(gemma_path, n_ctx=512, parallel=2, resident=2,
-                                   n_threads=1, n_threads_batch=1)):
+                                   n_threads=1, n_threads_batch=1, kv_tokens=0)):
         await backend.start()
         try:
             replies.append([await reply(backend, ask(q)) for q in QUESTIONS[:2]])

@@ -201,3 +201,158 @@ def test_a_returning_session_copies_only_when_the_gain_is_large() -> None:
     assert again.slot is own.slot
     assert again.source is other.slot
     assert again.keep == len(shared)
+
+
+# -- a shared KV budget -----------------------------------------------------------------
+
+
+def resident(table: SlotTable, session: str, tokens: int, *, generated: int = 0) -> None:
+    """``session`` ran a job on ``tokens`` prompt tokens (and generated some) and ended."""
+    prompt = list(range(1000 * len(session), 1000 * len(session) + tokens))
+    lease = table.acquire(session, prompt)
+    assert lease is not None
+    lease.slot.tokens[:] = [*prompt, *range(generated)]
+    lease.slot.exact = tokens
+    table.release(lease.slot)
+
+
+def test_a_finished_job_keeps_only_its_prompt_resident() -> None:
+    table = SlotTable(2, budget=100)
+    resident(table, "a", 30, generated=12)
+    holder = table.resident("a")
+    assert holder is not None
+    assert len(holder.tokens) == 30
+    assert table.held() == 30
+
+
+def test_a_running_job_holds_its_prompt_and_reply_room() -> None:
+    table = SlotTable(2, budget=100)
+    lease = table.acquire("a", list(range(30)), 50)
+    assert lease is not None
+    assert table.held() == 80
+    lease.slot.tokens[:] = list(range(60))  # half way through the reply
+    assert table.held() == 80
+
+
+def test_the_least_recently_used_idle_conversations_make_room() -> None:
+    table = SlotTable(8, budget=100)
+    for session in ("a", "b", "c"):
+        resident(table, session, 30)
+    resident(table, "a", 30)  # a is now the most recent; b the least
+    b, c = table.resident("b"), table.resident("c")
+    assert b is not None and c is not None
+
+    lease = table.acquire("d", [7] * 20, 40)  # 60 needed, 10 free: b and c must go
+    assert lease is not None
+    assert lease.freed == (b, c)
+    assert table.resident("b") is None
+    assert table.resident("c") is None
+    assert table.resident("a") is not None
+    assert table.held() <= 100
+
+
+def test_only_as_many_conversations_are_evicted_as_the_job_needs() -> None:
+    table = SlotTable(8, budget=100)
+    for session in ("a", "b", "c"):
+        resident(table, session, 30)
+    lease = table.acquire("d", [7] * 10, 10)  # 20 needed, 10 free: one eviction
+    assert lease is not None
+    assert len(lease.freed) == 1
+    assert table.resident("a") is None  # the oldest
+    assert table.resident("b") is not None and table.resident("c") is not None
+
+
+def test_a_returning_conversation_counts_its_own_cells_once() -> None:
+    table = SlotTable(4, budget=100)
+    resident(table, "a", 60)
+    resident(table, "b", 30)
+    # a's 60 kept tokens are part of its 70-token prompt: 70 + 20 + b's 30 > 100 evicts b,
+    # but a never evicts itself.
+    lease = table.acquire("a", [*range(1000, 1060), *([5] * 10)], 20)
+    assert lease is not None
+    assert lease.keep == 60
+    assert table.resident("b") is None
+    assert table.held() == 90
+
+
+def test_running_jobs_are_never_evicted_and_a_job_that_cannot_fit_waits() -> None:
+    table = SlotTable(4, budget=100)
+    running = table.acquire("a", [1] * 40, 30)
+    assert running is not None
+    resident(table, "b", 20)
+
+    assert table.acquire("c", [2] * 20, 30) is None  # 70 + 50 > 100 even without b
+    assert table.resident("b") is not None  # nothing was evicted for nothing
+    assert running.slot.busy
+
+    table.release(running.slot)
+    later = table.acquire("c", [2] * 20, 30)
+    assert later is not None
+
+
+def test_a_copy_source_is_kept_while_it_fits_and_dropped_when_it_does_not() -> None:
+    system = list(range(100, 140))
+    table = SlotTable(4, budget=150)
+    source = table.acquire("a", [*system, 1, 2])
+    assert source is not None
+    source.slot.tokens[:] = [*system, 1, 2]
+    source.slot.exact = len(system) + 2
+    table.release(source.slot)
+
+    copy = table.acquire("b", [*system, 3, 4], 60)  # 42 + 102 fits beside a
+    assert copy is not None and copy.source is source.slot and not copy.freed
+    table.release(copy.slot)
+
+    table.forget(copy.slot)
+    squeezed = table.acquire("c", [*system, 5, 6], 70)  # 112 + a's 42 > 150: a must go
+    assert squeezed is not None
+    assert squeezed.source is None
+    assert squeezed.keep == 0
+    assert [s.seq_id for s in squeezed.freed] == [source.slot.seq_id]
+
+
+def test_anonymous_leftovers_are_evicted_before_any_channel() -> None:
+    table = SlotTable(4, budget=100)
+    resident(table, "a", 30)
+    first = table.acquire("b", [1] * 30)
+    second = table.acquire("b", [1] * 30)
+    assert first is not None and second is not None
+    for job in (first, second):
+        job.slot.tokens[:] = [1] * 30
+        job.slot.exact = 30
+    table.release(first.slot)
+    table.release(second.slot)  # first's copy of b is now anonymous
+    lease = table.acquire("c", [2] * 20, 20)  # 40 needed, 10 free
+    assert lease is not None
+    assert [s.seq_id for s in lease.freed] == [first.slot.seq_id]
+    assert table.resident("a") is not None
+
+
+def test_without_a_budget_nothing_is_evicted_for_room() -> None:
+    table = SlotTable(2)
+    resident(table, "a", 3000)
+    lease = table.acquire("b", [1] * 3000, 3000)
+    assert lease is not None
+    assert not lease.freed
+    assert table.fits(10**9)
+    assert not SlotTable(2, budget=100).fits(101)
+
+
+def test_room_is_made_least_recently_used_first_even_when_that_one_could_be_copied() -> None:
+    system = list(range(100, 140))
+    table = SlotTable(4, budget=200)
+    for session, tail in (("a", [1, 2]), ("b", [3, 4])):
+        lease = table.acquire(session, [*system, *tail])
+        assert lease is not None
+        lease.slot.tokens[:] = [*system, *tail, *range(30)]
+        lease.slot.exact = len(system) + 2 + 30
+        table.release(lease.slot)
+    a, b = table.resident("a"), table.resident("b")
+    assert a is not None and b is not None
+    # c shares the system prompt with both and needs 42 + 60 beside 72 + 72: one must go.
+    lease = table.acquire("c", [*system, 5, 6], 60)
+    assert lease is not None
+    assert [s.seq_id for s in lease.freed] == [a.seq_id]  # a was heard from longest ago
+    assert lease.source is b  # the prefix comes from the one that stays
+    assert lease.keep == len(system)
+    assert table.resident("b") is b and table.resident("a") is None
