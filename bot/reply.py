@@ -28,6 +28,7 @@ from bot.lore import post_history_cost, system_prompt_for, with_post_history
 from bot.messages import IncomingMessage
 from bot.prompt_fit import FittedPrompt, PromptBudget, fit_prompt
 from bot.queue import InferenceQueue, Job
+from bot.reasoning import ThinkingFilter
 from bot.resolution import ProfileResolver
 from bot.store import Store
 from bot.streaming import ReplyStreamer
@@ -258,8 +259,9 @@ class ChatReplier:
         """Show the job's text as it comes and deliver the final reply; the text shown."""
         streamer = ReplyStreamer(adapter, message, self._clock)
         output = prepared.output_filter()
-        names = LeadingNameGuard(prepared.conversation.speakers if prepared.conversation
-                                 else frozenset())
+        speakers = prepared.conversation.speakers if prepared.conversation else frozenset()
+        names = LeadingNameGuard(speakers)
+        thinking = ThinkingFilter()
         limit = prepared.length_cap
         typing = asyncio.create_task(self._keep_typing(adapter, message, streamer))
         visible = ""
@@ -276,7 +278,11 @@ class ChatReplier:
                 elif event.kind == "text":
                     stats.pieces += 1
                     raw += event.text
-                    visible += output.feed(names.feed(event.text))
+                    said = thinking.feed(event.text)
+                    if thinking.restarted():  # all so far was thought (bot.reasoning)
+                        output, names = prepared.output_filter(), LeadingNameGuard(speakers)
+                        visible = ""
+                    visible += output.feed(names.feed(said))
                     if limit is not None and len(visible) >= limit:
                         job.cancel()
                         break
@@ -291,6 +297,7 @@ class ChatReplier:
                 await typing
             if not job.finished:
                 job.cancel()
+        visible += output.feed(names.feed(thinking.flush()))
         visible += output.feed(names.flush()) + output.flush()
         cut = limit is not None and len(visible) >= limit
         if limit is not None:

@@ -6,8 +6,8 @@ import pytest
 
 from bot.backends.base import GenerationRequest
 from bot.backends.remote.kinds import chat_body
-from bot.backends.remote.reasoning import ThinkingFilter
 from bot.backends.remote.text import _cut_at_stops, estimate_tokens, most_tokens
+from bot.reasoning import ThinkingFilter
 
 
 def through(pieces: list[str]) -> str:

@@ -3,7 +3,6 @@
     client.py    one server over httpx: streamed chat, tokenize, probes; errors mapped
     pool.py      which server takes a job (load, channel affinity), which are alive
     kinds.py     what each kind of server enforces at sampling, and its request body
-    reasoning.py thinking (<think>…</think>) kept out of replies
     backend.py   the ``Backend`` the queue runs jobs on
 """
 

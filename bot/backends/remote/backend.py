@@ -32,7 +32,6 @@ from bot.backends.remote.client import ServerClient, ServerFault
 from bot.backends.remote.health import HealthChecks
 from bot.backends.remote.kinds import OPENAI_MAX_STOPS, TRAITS, ServerKind, chat_body
 from bot.backends.remote.pool import Lease, Routing, Server, ServerPool
-from bot.backends.remote.reasoning import ThinkingFilter
 from bot.errors import (
     ConfigError,
     ContextOverflowError,
@@ -40,6 +39,7 @@ from bot.errors import (
     RemoteAuthError,
     ServerUnavailableError,
 )
+from bot.reasoning import ThinkingFilter
 
 log = logging.getLogger(__name__)
 
@@ -324,7 +324,9 @@ class RemoteBackend(HealthChecks):
             messages=[{"role": m.role, "content": m.content} for m in messages],
             logit_bias=bias, slot=lease.slot,
         )
-        thinking = ThinkingFilter()
+        # A lone </think> (a template that opens the thought) stays in the text: the
+        # reply path, which can take back what was shown, handles it.
+        thinking = ThinkingFilter(lone_close=False)
         stops = request.stop[OPENAI_MAX_STOPS:] if self.kind == "openai" else ()
         held = ""
         stream = server.client.stream_chat(body)
