@@ -116,11 +116,13 @@ class MemoryHistoryStore(Store):
 
 
 async def measure(
-    app: App, repeats: int, trace: Callable[[str], None] | None = None
+    app: App, repeats: int, trace: Callable[[str], None] | None = None,
+    cpu: list[float] | None = None,
 ) -> list[float]:
     """Messages per second in each of ``repeats`` rounds (after one warm-up round).
 
-    ``trace`` sees every SQL statement the store runs.
+    ``trace`` sees every SQL statement the store runs; ``cpu`` gets the seconds of CPU
+    the process spent in each measured round.
     """
     console = ConsoleAdapter(io.StringIO())
     await app.start([console])
@@ -129,10 +131,12 @@ async def measure(
     rates: list[float] = []
     try:
         for repeat in range(repeats + 1):
-            start = time.perf_counter()
+            start, used = time.perf_counter(), time.process_time()
             await asyncio.gather(*(talk(app, console, c, repeat) for c in range(CHANNELS)))
             if repeat:
                 rates.append(MESSAGES / (time.perf_counter() - start))
+                if cpu is not None:
+                    cpu.append(time.process_time() - used)
     finally:
         await app.stop()
     return rates
@@ -151,7 +155,8 @@ async def routing_row(config: BenchConfig) -> Row:
         nonlocal statements
         statements += 1
 
-    rates = await measure(app, config.repeats, count)
+    cpu: list[float] = []
+    rates = await measure(app, config.repeats, count, cpu)
     round_trip = await store_round_trip(config.workdir / "round-trip.db")
     # The same run with conversation memory in a dict: the router's cost without SQLite.
     settings = bench_settings(config, "routing-memory", **NOT_FLOODING)
@@ -165,6 +170,7 @@ async def routing_row(config: BenchConfig) -> Row:
         "msg/s", result, TARGET, "target", f"≥ {TARGET:.0f}/s", result >= TARGET,
         details={"runs": rates, "messages": MESSAGES, "channels": CHANNELS,
                  "sql_statements_per_message": statements / ((config.repeats + 1) * MESSAGES),
+                 "cpu_us_per_message": 1e6 * median(cpu) / MESSAGES,
                  "aiosqlite_round_trip_us": round_trip * 1e6,
                  "without_sqlite_history_msg_s": median(without_sqlite)},
     )

@@ -16,6 +16,7 @@ does (a flood of refused requests never becomes a flood of refusals).
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -186,9 +187,13 @@ class Budgets:
 
     async def record(self, message: IncomingMessage, tokens: int) -> None:
         """Count ``tokens`` generated in answer to ``message``."""
+        await self.queue_record(message, tokens)
+
+    def queue_record(self, message: IncomingMessage, tokens: int) -> asyncio.Future[None]:
+        """`record`, queued now (to commit with the reply's memory); done once committed."""
         scope = message.scope
-        await self.usage.record(scope.platform, scope.community, message.author_id, tokens,
-                                keep=DAY)
+        return self.usage.queue_record(scope.platform, scope.community, message.author_id,
+                                       tokens, keep=DAY)
 
 
 def over_budget_notice(limit: Limit, wait: float) -> str:

@@ -18,6 +18,7 @@ from bot.errors import ProfileError
 from bot.messages import Scope
 from bot.resolution import Resolved
 from bot.store.members import MemberStore
+from bot.store.reads import Read
 from profiles.personal import compose_personal
 
 CACHED_PERSONAL = 4096
@@ -61,6 +62,10 @@ class PersonalLayers:
         resolved = self._compose(place, chosen, usable)
         self._cache[key] = (place, resolved)
         return resolved
+
+    def read(self, scope: Scope, member: str) -> Read | None:
+        """What `apply` would read of ``member``'s pick, if it is not cached."""
+        return self._members.chosen_read(scope.platform, scope.community, member)
 
     @staticmethod
     def _compose(place: Resolved, chosen: tuple[str, ...], usable: tuple[str, ...]

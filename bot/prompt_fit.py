@@ -116,14 +116,14 @@ def fit_prompt(
         user_cost = count_tokens(user_text) + PER_MESSAGE_OVERHEAD
     available -= user_cost
 
-    kept: list[ChatMessage] = []
-    for role, content in reversed(history):
+    start = len(history)  # the oldest turn kept
+    for _, content in reversed(history):
         cost = count_tokens(content) + PER_MESSAGE_OVERHEAD
         if cost > available:
             break
         available -= cost
-        kept.append(ChatMessage(role=role, content=content))
-    kept.reverse()
-    messages = ([system] if system is not None else []) + kept
+        start -= 1
+    messages = [system] if system is not None else []
+    messages += [ChatMessage(role, content) for role, content in history[start:]]
     messages.append(ChatMessage(role="user", content=user_text))
-    return FittedPrompt(tuple(messages), notice, user_text, len(history) - len(kept))
+    return FittedPrompt(tuple(messages), notice, user_text, start)

@@ -225,20 +225,22 @@ class InferenceQueue:
         queues = {channel: self._channel_order(channel, jobs)
                   for channel, jobs in self._pending.items() if jobs}
         # Only the waiting channels' turns matter: copying every channel ever served would
-        # cost as much as there are places, on every submit and start.
-        served = {channel: self._last_served.get(channel, -1) for channel in queues}
-        later = itertools.count(1 << 62)
+        # cost as much as there are places, on every submit and start. A channel served
+        # goes behind every other, so the channels take turns in the order of their first:
+        # least recently served first, then the oldest waiting job.
+        served = self._last_served
+        channels = sorted(queues, key=lambda c: (served.get(c, -1), queues[c][0].id))
+        if all(len(queues[c]) == 1 for c in channels):
+            return [queues[c][0] for c in channels]
         order: list[Job] = []
-        while queues:
-            channel = min(queues, key=lambda c: (served.get(c, -1), queues[c][0].id))
-            order.append(queues[channel].pop(0))
-            served[channel] = next(later)
-            if not queues[channel]:
-                del queues[channel]
+        for round_ in range(max(len(jobs) for jobs in queues.values())):
+            order.extend(queues[c][round_] for c in channels if round_ < len(queues[c]))
         return order
 
     def _channel_order(self, channel: str, jobs: deque[Job]) -> list[Job]:
         """One channel's jobs, round-robin between its users (least recently served first)."""
+        if len(jobs) == 1:
+            return [jobs[0]]
         by_user: dict[str, list[Job]] = {}
         for job in jobs:
             by_user.setdefault(job.user, []).append(job)

@@ -33,7 +33,8 @@ from bot.resolution import ProfileResolver
 from bot.store import Store
 from bot.streaming import ReplyStreamer
 from bot.summaries import Summariser
-from bot.why import ReplyReports, refusal_report, reply_report
+from bot.warm import warm_place
+from bot.why import ReplyReports, refusal_report
 from profiles import ComposedPlan
 
 log = logging.getLogger(__name__)
@@ -176,6 +177,9 @@ class ChatReplier:
     async def reply(self, adapter: Adapter, message: IncomingMessage) -> ReplyStats:
         """Answer ``message`` with a streamed reply; returns what happened."""
         stats = ReplyStats(received_at=self._clock())
+        # A place not seen yet: everything below reads it from RAM after one round trip.
+        await warm_place(self._store, self._resolver, message, self._limits.history_messages,
+                         self.budgets is not None)
         if self.budgets is not None:
             verdict = await self.budgets.check(message)
             if not verdict.allowed:  # told once per window (bot.budgets), then quiet
@@ -206,8 +210,12 @@ class ChatReplier:
             self._active[place] -= 1
             if not self._active[place]:
                 del self._active[place]
-        await self._count(message, stats.pieces)
-        await self.remember(message, prepared, visible)
+        # Queued before the exchange, so both commit in one batch (bot.store.batch).
+        counted = self._count(message, stats.pieces)
+        try:
+            await self.remember(message, prepared, visible)
+        finally:
+            await self._counted(message, counted)
         return stats
 
     async def prepare(self, adapter: Adapter, message: IncomingMessage
@@ -263,7 +271,8 @@ class ChatReplier:
         names = LeadingNameGuard(speakers)
         thinking = ThinkingFilter()
         limit = prepared.length_cap
-        typing = asyncio.create_task(self._keep_typing(adapter, message, streamer))
+        typing = (asyncio.create_task(self._keep_typing(adapter, message, streamer))
+                  if adapter.capabilities.can_type else None)
         visible = ""
         raw = ""
         failure: str | None = None
@@ -292,9 +301,10 @@ class ChatReplier:
                 elif event.kind == "error" and event.error is not None:
                     failure = str(event.error)
         finally:
-            typing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await typing
+            if typing is not None:
+                typing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await typing
             if not job.finished:
                 job.cancel()
         visible += output.feed(names.feed(thinking.flush()))
@@ -302,8 +312,8 @@ class ChatReplier:
         cut = limit is not None and len(visible) >= limit
         if limit is not None:
             visible = cut_to_length(visible, limit)
-        self.reports.record(message.scope, reply_report(
-            prepared.plan, raw, cut=cut, sampling=self._backend.enforces))
+        self.reports.record_reply(message.scope, prepared.plan, raw, cut=cut,
+                                  sampling=self._backend.enforces)
         final = visible.strip()
         if failure is not None:
             final = f"{final}\n\n⚠️ {failure}" if final else f"⚠️ {failure}"
@@ -331,12 +341,19 @@ class ChatReplier:
             log.warning("could not remember an exchange in %s: %s",
                         message.scope.describe(), error)
 
-    async def _count(self, message: IncomingMessage, pieces: int) -> None:
-        """Count what the model generated for ``message`` against its budgets."""
+    def _count(self, message: IncomingMessage, pieces: int) -> asyncio.Future[None] | None:
+        """Count what the model generated for ``message`` against its budgets: queued now,
+        committed with the next batch of writes (`_counted` waits for it)."""
         if self.budgets is None or not pieces:
+            return None
+        return self.budgets.queue_record(message, pieces)
+
+    async def _counted(self, message: IncomingMessage, written: asyncio.Future[None] | None
+                       ) -> None:
+        if written is None:
             return
         try:
-            await self.budgets.record(message, pieces)
+            await written
         except StoreError as error:  # the reply is shown; only its count is missing
             log.warning("could not count a reply's tokens in %s: %s",
                         message.scope.describe(), error)

@@ -12,7 +12,8 @@ from cachetools import LRUCache
 from bot.errors import LayerFileError, ProfileError
 from bot.messages import Scope
 from bot.store import AlignmentStore, Binding, Level, Lock
-from bot.store.models import CommunityAlignment
+from bot.store.models import CommunityAlignment, PlaceAlignment
+from bot.store.reads import Read
 from profiles import ComposedPlan, Layer, Library, Profile
 from profiles.bounds import Bound, bounded_stack, compose_bounded
 from profiles.library import parse_layer
@@ -228,6 +229,28 @@ class ProfileResolver:
         resolved = self._resolve(shared, stored.bindings)
         self._resolved[key] = (generation, resolved)
         return resolved
+
+    def reads(self, scope: Scope, member: str | None = None) -> list[Read]:
+        """What `resolve` would read for ``scope`` (and ``member``'s pick) that is not
+        cached, as reads to make together with others (`bot.store.reads`)."""
+        reads = []
+        if member is not None and self.personal is not None:
+            pick = self.personal.read(scope, member)
+            if pick is not None:
+                reads.append(pick)
+        key = scope.key()
+        generation = self._alignment.generation
+        cached = self._resolved.get(key)
+        if cached is not None and self._current(scope.platform, scope.community, cached[0]):
+            return reads
+
+        def keep(stored: PlaceAlignment) -> None:
+            shared = self._keep_community(scope.platform, scope.community, stored.community,
+                                          generation)
+            self._resolved[key] = (generation, self._resolve(shared, stored.bindings))
+
+        reads.append(self._alignment.place_read(scope, keep))
+        return reads
 
     def _resolve(self, shared: _Community, bindings: Mapping[Level, Binding]) -> Resolved:
         library, bounds = shared.library, shared.bounds

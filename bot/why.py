@@ -81,7 +81,8 @@ def reply_report(
 
     ``cut`` says whether the length cap shortened it.
     """
-    readings = views(raw) if raw else []
+    # Folded readings only for the rules that read them (no rule: nothing to fold).
+    readings = views(raw) if raw and (plan.banned or plan.redact) else []
     actions: list[RuleAction] = []
     matchers: list[tuple[str, str, str, Matcher]] = [
         ("banned", s.value, s.layer, BannedWordMatcher([s.value])) for s in plan.banned
@@ -106,14 +107,43 @@ def reply_report(
     return ReplyReport(clock(), tuple(actions), sampling, at_sampling)
 
 
-class ReplyReports:
-    """The latest report of each place (bounded; lost on restart, like the reply itself)."""
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    """What a reply's report is made from, kept until ``/profile why`` asks for it."""
 
-    def __init__(self, places: int = PLACES) -> None:
-        self._latest: LRUCache[str, ReplyReport] = LRUCache(places)
+    plan: ComposedPlan
+    raw: str
+    cut: bool
+    sampling: frozenset[SamplingRule]
+    at: float
+
+    def report(self) -> ReplyReport:
+        return reply_report(self.plan, self.raw, cut=self.cut, sampling=self.sampling,
+                            clock=lambda: self.at)
+
+
+class ReplyReports:
+    """The latest report of each place (bounded; lost on restart, like the reply itself).
+
+    A reply's report is built when it is asked for, from what the reply kept: most
+    reports are never read, and every reply would otherwise match its rules twice.
+    """
+
+    def __init__(self, places: int = PLACES, clock: Callable[[], float] = time.time) -> None:
+        self._latest: LRUCache[str, ReplyReport | _Reply] = LRUCache(places)
+        self._clock = clock
 
     def record(self, scope: Scope, report: ReplyReport) -> None:
         self._latest[scope.key()] = report
 
+    def record_reply(self, scope: Scope, plan: ComposedPlan, raw: str, *, cut: bool,
+                     sampling: frozenset[SamplingRule]) -> None:
+        """Keep what `reply_report` needs for a reply whose model text was ``raw``."""
+        self._latest[scope.key()] = _Reply(plan, raw, cut, sampling, self._clock())
+
     def latest(self, scope: Scope) -> ReplyReport | None:
-        return self._latest.get(scope.key())
+        kept = self._latest.get(scope.key())
+        if isinstance(kept, _Reply):
+            kept = kept.report()
+            self._latest[scope.key()] = kept
+        return kept

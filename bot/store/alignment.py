@@ -12,14 +12,23 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
 
 import aiosqlite
 
-from bot.errors import StoreError
 from bot.messages import Scope
+from bot.store.alignment_rows import (
+    BINDINGS_SQL,
+    COMMUNITY_SQL,
+    PLACE_SQL,
+    binding_from,
+    bindings_from,
+    community_from,
+    level_place,
+    place_from,
+    place_params,
+)
 from bot.store.connection import Database
 from bot.store.models import (
     Actor,
@@ -31,46 +40,18 @@ from bot.store.models import (
     Place,
     PlaceAlignment,
 )
+from bot.store.reads import Read
 from bot.store.version_log import (
     record_layer_version,
     record_place_version,
     record_profile_version,
 )
 
+__all__ = ["AlignmentStore", "level_place", "record_audit"]
+
 CHANGES_KEPT = 16_384
 """Communities whose latest alignment change is remembered one by one; past that the
 record starts afresh, as if every community had just changed."""
-
-# Each part of a place's alignment, as rows of one shape: a kind, then six values.
-# ?1 platform, ?2 community, ?3 channel, ?4 thread ('' for none).
-_BINDINGS_SQL = (
-    "SELECT 'binding', channel, thread, profile, layers, set_by, set_at FROM bindings "
-    "WHERE platform=?1 AND community=?2 AND channel IN ('', ?3) AND thread IN ('', ?4)"
-)
-_COMMUNITY_SQL = (
-    "SELECT 'lock', layer, locked_by_id, locked_by, locked_at, NULL, NULL FROM locks "
-    "WHERE platform=?1 AND community=?2 "
-    "UNION ALL SELECT 'layer', name, source, NULL, NULL, NULL, NULL FROM custom_layers "
-    "WHERE platform=?1 AND community=?2 "
-    "UNION ALL SELECT 'profile', name, description, layers, NULL, NULL, NULL "
-    "FROM custom_profiles WHERE platform=?1 AND community=?2"
-)
-
-
-def level_place(scope: Scope, level: Level) -> Place:
-    """The row key of ``level`` above (or at) ``scope``.
-
-    Raises:
-        StoreError: ``level`` is ``thread`` and ``scope`` has no thread.
-    """
-    if level == "community":
-        return scope.platform, scope.community, "", ""
-    if level == "channel":
-        return scope.platform, scope.community, scope.channel, ""
-    if scope.thread is None:
-        raise StoreError("This place has no thread; bind the channel instead.")
-    return scope.platform, scope.community, scope.channel, scope.thread
-
 
 async def record_audit(
     db: aiosqlite.Connection,
@@ -95,54 +76,7 @@ async def _binding_at(db: aiosqlite.Connection, place: Place, level: Level) -> B
         "WHERE platform=? AND community=? AND channel=? AND thread=?",
         place,
     ))
-    return _binding(level, *rows[0]) if rows else None
-
-
-def _binding(level: Level, profile: str | None, layers: str | None, set_by: str,
-             set_at: float) -> Binding:
-    return Binding(level, profile, tuple(json.loads(layers)) if layers is not None else None,
-                   set_by, set_at)
-
-
-def _place_params(scope: Scope) -> tuple[str, str, str, str]:
-    return scope.platform, scope.community, scope.channel, scope.thread or ""
-
-
-def _levels(scope: Scope) -> tuple[Level, ...]:
-    """The levels that apply to ``scope``, broadest first."""
-    return ("community", "channel", "thread") if scope.thread is not None else (
-        "community", "channel")
-
-
-def _bindings(scope: Scope, rows: Iterable[tuple[Any, ...]]) -> dict[Level, Binding]:
-    """The binding at each level of ``scope``, from rows of ``_BINDINGS_SQL``."""
-    at = {(row[1], row[2]): row for row in rows}
-    found: dict[Level, Binding] = {}
-    for level in _levels(scope):
-        row = at.get(level_place(scope, level)[2:])
-        if row is not None:
-            found[level] = _binding(level, *row[3:])
-    return found
-
-
-def _community(rows: Iterable[tuple[Any, ...]]) -> CommunityAlignment:
-    """A community's locks, layers and profiles, from rows of ``_COMMUNITY_SQL``."""
-    locks: list[Lock] = []
-    layers: list[tuple[str, str]] = []
-    profiles: list[tuple[str, str, tuple[str, ...]]] = []
-    for kind, first, second, third, fourth, _, _ in rows:
-        if kind == "lock":
-            locks.append(Lock(first, second, third, fourth))
-        elif kind == "layer":
-            layers.append((first, second))
-        elif kind == "profile":
-            profiles.append((first, second, tuple(json.loads(third))))
-    # The order each part's own query gives it (SQLite's BINARY order is code point order).
-    return CommunityAlignment(
-        locks=tuple(sorted(locks, key=lambda lock: (lock.at, lock.layer))),
-        layers=tuple(sorted(layers)),
-        profiles=tuple(sorted(profiles, key=lambda profile: profile[0])),
-    )
+    return binding_from(level, *rows[0]) if rows else None
 
 
 class AlignmentStore:
@@ -196,26 +130,25 @@ class AlignmentStore:
     async def place_alignment(self, scope: Scope) -> PlaceAlignment:
         """The bindings that apply to ``scope`` and its community's locks, layers and
         profiles, in one query."""
-        rows = [tuple(row) for row in await self._database.db.execute_fetchall(
-            f"{_BINDINGS_SQL} UNION ALL {_COMMUNITY_SQL}", _place_params(scope)
-        )]
-        return PlaceAlignment(
-            bindings=_bindings(scope, (row for row in rows if row[0] == "binding")),
-            community=_community(row for row in rows if row[0] != "binding"),
-        )
+        return place_from(scope, [tuple(row) for row in await self._database.db.execute_fetchall(
+            PLACE_SQL, place_params(scope))])
+
+    def place_read(self, scope: Scope, keep: Callable[[PlaceAlignment], None]) -> Read:
+        """`place_alignment` as a read for `bot.store.reads`; ``keep`` is given the result."""
+        return Read(PLACE_SQL, place_params(scope), lambda rows: keep(place_from(scope, rows)))
 
     async def community_alignment(self, platform: str, community: str) -> CommunityAlignment:
         """A community's locks, layers and profiles, in one query."""
-        return _community(tuple(row) for row in await self._database.db.execute_fetchall(
-            _COMMUNITY_SQL, (platform, community)
+        return community_from(tuple(row) for row in await self._database.db.execute_fetchall(
+            COMMUNITY_SQL, (platform, community)
         ))
 
     # -- bindings -----------------------------------------------------------------
 
     async def bindings_for(self, scope: Scope) -> dict[Level, Binding]:
         """The bindings at each level that applies to ``scope``."""
-        rows = await self._database.db.execute_fetchall(_BINDINGS_SQL, _place_params(scope))
-        return _bindings(scope, (tuple(row) for row in rows))
+        rows = await self._database.db.execute_fetchall(BINDINGS_SQL, place_params(scope))
+        return bindings_from(scope, (tuple(row) for row in rows))
 
     async def bind(
         self,

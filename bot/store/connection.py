@@ -13,13 +13,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 import aiosqlite
 
 from bot.errors import SchemaTooNewError, StoreBusyError, StoreError
+from bot.store.batch import GroupCommit
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +186,8 @@ class Database:
         self._write_lock: asyncio.Lock | None = None
         self._durable: bool | None = None
         """The ``synchronous`` setting in effect: FULL (True), NORMAL (False), or unknown."""
+        self.writes = GroupCommit(self)
+        """Non-durable writes made after every reply (memory, usage), committed in batches."""
 
     async def open(self) -> None:
         """Open the database, creating or migrating its schema.
@@ -210,8 +216,9 @@ class Database:
             raise
 
     async def close(self) -> None:
-        """Close the database (committed data is already on disk)."""
+        """Close the database (committed data is already on disk; queued writes first)."""
         if self._db is not None:
+            await self.writes.drain()
             db, self._db = self._db, None
             await db.close()
 
@@ -270,9 +277,20 @@ class Database:
             try:
                 yield db
             except sqlite3.OperationalError as error:
-                raise self._refused(error) from None
+                raise self.refused(error) from None
 
-    def _refused(self, error: sqlite3.OperationalError) -> StoreError:
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn(connection)`` in aiosqlite's thread: several statements in one round trip.
+
+        A write holds the write lock (`locked`) around it. aiosqlite has no public call
+        for this; ``_execute`` is the one method it sends every call to its thread through.
+        """
+        db = self.db
+        dispatch: Callable[..., Awaitable[Any]] = db._execute
+        result: T = await dispatch(fn, db._conn)
+        return result
+
+    def refused(self, error: sqlite3.Error) -> StoreError:
         """A write SQLite refused, as a sentence (what happened, that nothing changed)."""
         if getattr(error, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY,
                                                         sqlite3.SQLITE_LOCKED):

@@ -7,18 +7,22 @@ data, so no write here invalidates what readers derive from bindings and profile
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import aiosqlite
 from cachetools import LRUCache
 
 from bot.messages import Scope
 from bot.store.alignment import level_place, record_audit
+from bot.store.batch import Statement
 from bot.store.connection import Database
 from bot.store.models import Actor
+from bot.store.reads import Read, Rows
 
 HISTORY_TRIM_SLACK = 16
 """Rows a channel's memory may exceed its bound by before it is trimmed."""
@@ -78,6 +82,18 @@ class ConversationStore:
             for key in [key for key in cache if key.startswith(prefix)]:
                 del cache[key]
 
+    def folded(self, key: str, ids: Sequence[int], summary: SummaryRow) -> None:
+        """Keep RAM in step with a fold just committed (`bot.store.summaries`): the turns
+        ``ids`` are gone and ``summary`` covers them."""
+        memory = self._memory.get(key)
+        if memory is not None:
+            gone = set(ids)
+            memory.turns = deque(turn for turn in memory.turns if turn[0] not in gone)
+            memory.summary = summary
+        stored = self._stored.get(key)
+        if stored is not None:
+            self._stored[key] = max(0, stored - len(ids))
+
     # -- conversation memory ---------------------------------------------------------
 
     async def append_history(self, scope: Scope, role: str, content: str, keep: int) -> None:
@@ -93,41 +109,53 @@ class ConversationStore:
         ``authors`` names who wrote each message (None for the bot's own), where known.
         The table keeps at most ``keep + HISTORY_TRIM_SLACK`` rows per channel: trimming
         runs every few messages, not on every one, and readers take the newest ``keep``.
+        Returns once the messages are committed (with other writes: `bot.store.batch`).
         """
+        await self.queue_exchange(scope, entries, keep, authors)
+
+    def queue_exchange(
+        self, scope: Scope, entries: Sequence[tuple[str, str]], keep: int,
+        authors: Sequence[str | None] = (),
+    ) -> asyncio.Future[None]:
+        """`append_exchange`, queued now; the result is done once it is committed."""
         if not entries:
-            return
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
         key = scope.key()
         now = self._clock()
         names = list(authors) + [None] * (len(entries) - len(authors))
         values = [v for (role, content), author in zip(entries, names, strict=False)
                   for v in (key, role, content, now, author)]
         rows = ", ".join(["(?, ?, ?, ?, ?)"] * len(entries))
-        async with self._database.locked(durable=False) as db:
-            # One statement is its own atomic transaction: one round trip per exchange.
-            cursor = await db.execute(
-                f"INSERT INTO history (scope, role, content, at, author) VALUES {rows}", values
-            )
+        # One statement: its rows get consecutive ids, in order (AUTOINCREMENT).
+        statements: list[Statement] = [
+            (f"INSERT INTO history (scope, role, content, at, author) VALUES {rows}", values)]
+        stored = self._stored.get(key)
+        stored = None if stored is None else stored + len(entries)
+        if stored is None or stored > keep + HISTORY_TRIM_SLACK:
+            statements.append((
+                "DELETE FROM history WHERE scope=? AND id NOT IN "
+                "(SELECT id FROM history WHERE scope=? ORDER BY id DESC LIMIT ?)",
+                (key, key, keep),
+            ))
+            stored = keep  # an upper bound: there may be fewer
+        self._stored[key] = stored  # counted now: writes queued after this one see it
+
+        def committed(ids: list[int | None]) -> None:
             memory = self._memory.get(key)
-            if memory is not None:
-                # One statement's rows get consecutive ids, in order (AUTOINCREMENT).
-                first = int(cursor.lastrowid or 0) - len(entries) + 1
-                memory.turns.extend(
-                    (first + index, role, content, author)
-                    for index, ((role, content), author) in enumerate(
-                        zip(entries, names, strict=False))
-                )
-                while len(memory.turns) > memory.complete_to:
-                    memory.turns.popleft()
-            stored = self._stored.get(key)
-            stored = None if stored is None else stored + len(entries)
-            if stored is None or stored > keep + HISTORY_TRIM_SLACK:
-                await db.execute(
-                    "DELETE FROM history WHERE scope=? AND id NOT IN "
-                    "(SELECT id FROM history WHERE scope=? ORDER BY id DESC LIMIT ?)",
-                    (key, key, keep),
-                )
-                stored = keep  # an upper bound: there may be fewer
-            self._stored[key] = stored
+            if memory is None:
+                return
+            first = int(ids[0] or 0) - len(entries) + 1
+            memory.turns.extend(
+                (first + index, role, content, author)
+                for index, ((role, content), author) in enumerate(
+                    zip(entries, names, strict=False))
+            )
+            while len(memory.turns) > memory.complete_to:
+                memory.turns.popleft()
+
+        return self._database.writes.submit(statements, committed)
 
     async def history(self, scope: Scope, limit: int) -> list[tuple[str, str]]:
         """A channel's latest ``limit`` messages as (role, content), oldest first.
@@ -160,22 +188,42 @@ class ConversationStore:
         limit = max(limit, self._turns_wanted)
         # Under the write lock: no append or fold may slip between the read and the cache.
         async with self._database.locked() as db:
-            turns: list[Row] = []
-            count, summary = 0, None
-            for kind, first, second, third, fourth in await db.execute_fetchall(
-                _MEMORY_SQL, (key, limit)
-            ):
-                if kind == "turn":
-                    turns.append((int(first), str(second), str(third),
-                                  None if fourth is None else str(fourth)))
-                elif kind == "count":
-                    count = int(first)
-                else:
-                    summary = (str(second), int(first), float(third))
-            turns.sort()
-            memory = _Memory(deque(turns), limit, summary)
-            self._memory[key] = memory
-            self._stored[key] = count
+            rows = await db.execute_fetchall(_MEMORY_SQL, (key, limit))
+            return self._keep(key, limit, rows)
+
+    def memory_read(self, scope: Scope, limit: int) -> Read | None:
+        """The read `turns` would make for ``scope``'s latest ``limit`` turns (and its
+        summary), for `bot.store.reads`; None when RAM holds them."""
+        self._turns_wanted = max(self._turns_wanted, limit)
+        key = scope.key()
+        memory = self._memory.get(key)
+        if memory is not None and memory.complete_to >= limit:
+            return None
+        limit = self._turns_wanted
+
+        def keep(rows: Rows) -> None:
+            memory = self._memory.get(key)
+            if memory is None or memory.complete_to < limit:
+                self._keep(key, limit, rows)
+
+        return Read(_MEMORY_SQL, (key, limit), keep)
+
+    def _keep(self, key: str, limit: int, rows: Iterable[Iterable[Any]]) -> _Memory:
+        """Keep a place's memory from the rows of `_MEMORY_SQL` (under the write lock)."""
+        turns: list[Row] = []
+        count, summary = 0, None
+        for kind, first, second, third, fourth in rows:
+            if kind == "turn":
+                turns.append((int(first), str(second), str(third),
+                              None if fourth is None else str(fourth)))
+            elif kind == "count":
+                count = int(first)
+            else:
+                summary = (str(second), int(first), float(third))
+        turns.sort()
+        memory = _Memory(deque(turns), limit, summary)
+        self._memory[key] = memory
+        self._stored[key] = count
         return memory
 
     async def clear_history(self, scope: Scope) -> int:

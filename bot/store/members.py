@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import aiosqlite
 from cachetools import LRUCache
@@ -19,6 +20,7 @@ from bot.messages import Scope
 from bot.store.alignment import level_place, record_audit
 from bot.store.connection import Database
 from bot.store.models import Actor, Level
+from bot.store.reads import Read, Rows
 
 LEVELS: tuple[Level, ...] = ("community", "channel", "thread")
 CACHED_MEMBERS = 65_536
@@ -113,6 +115,18 @@ class MemberStore:
             self._chosen[key] = chosen
         return chosen
 
+    def chosen_read(self, platform: str, community: str, user: str) -> Read | None:
+        """The read `chosen` would make, for `bot.store.reads`; None when RAM holds it."""
+        key = (platform, community, user)
+        if key in self._chosen:
+            return None
+
+        def keep(rows: Rows) -> None:
+            if key not in self._chosen:
+                self._chosen[key] = _picked(rows)
+
+        return Read(_CHOSEN_SQL, key, keep)
+
     async def choose(
         self, platform: str, community: str, actor: Actor, layers: tuple[str, ...]
     ) -> tuple[str, ...]:
@@ -153,10 +167,16 @@ async def _allowed(db: aiosqlite.Connection, scope: Scope) -> tuple[Allowance, .
     return tuple(found.values())
 
 
+_CHOSEN_SQL = "SELECT layers FROM personal_layers WHERE platform=? AND community=? AND user_id=?"
+
+
 async def _chosen(db: aiosqlite.Connection, platform: str, community: str, user: str
                   ) -> tuple[str, ...]:
-    rows = list(await db.execute_fetchall(
-        "SELECT layers FROM personal_layers WHERE platform=? AND community=? AND user_id=?",
-        (platform, community, user),
-    ))
-    return tuple(json.loads(rows[0][0])) if rows else ()
+    return _picked(await db.execute_fetchall(_CHOSEN_SQL, (platform, community, user)))
+
+
+def _picked(rows: Iterable[Sequence[Any]]) -> tuple[str, ...]:
+    """A member's pick from the rows of `_CHOSEN_SQL`."""
+    for row in rows:
+        return tuple(json.loads(row[0]))
+    return ()

@@ -90,8 +90,10 @@ class SummaryStore:
             covered = (int(old) if old is not None else 0) + len(ids)
             await db.execute(f"DELETE FROM history WHERE scope=? AND id IN ({marks})",
                              (key, *ids))
+            at = self._clock()
             await db.execute("INSERT OR REPLACE INTO summaries VALUES (?, ?, ?, ?)",
-                             (key, text, covered, self._clock()))
-            # The conversation store serves memory from RAM: it must read again.
-            self._conversations.forget_cached(key)
+                             (key, text, covered, at))
+        # The conversation store serves memory from RAM: once committed (and before any
+        # other task runs), the folded turns leave it and the new summary joins it.
+        self._conversations.folded(key, ids, (text, covered, at))
         return True

@@ -8,16 +8,19 @@ commits durably with its audit row.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from cachetools import LRUCache
 
 from bot.store.alignment import record_audit
+from bot.store.batch import Statement
 from bot.store.connection import Database
 from bot.store.models import Actor
+from bot.store.reads import Read, Rows
 
 BudgetKind = Literal["user", "community"]
 """A community's budget for each member (``user``), or for everyone together."""
@@ -66,18 +69,25 @@ class UsageStore:
     async def record(self, platform: str, community: str, user: str, tokens: int,
                      keep: float) -> None:
         """Add ``tokens`` generated for ``user`` in a community; rows older than ``keep``
-        seconds are pruned now and then."""
+        seconds are pruned now and then. Returns once committed (`bot.store.batch`)."""
+        await self.queue_record(platform, community, user, tokens, keep)
+
+    def queue_record(self, platform: str, community: str, user: str, tokens: int,
+                     keep: float) -> asyncio.Future[None]:
+        """`record`, queued now; the result is done once it is committed."""
         if tokens <= 0:
-            return
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
         now = self._clock()
-        async with self._database.locked(durable=False) as db:
-            await db.execute(
-                "INSERT INTO token_usage (platform, community, user_id, at, tokens) "
-                "VALUES (?, ?, ?, ?, ?)", (platform, community, user, now, tokens),
-            )
-            self._written += 1
-            if self._written % PRUNE_EVERY == 1:
-                await db.execute("DELETE FROM token_usage WHERE at < ?", (now - keep,))
+        statements: list[Statement] = [(
+            "INSERT INTO token_usage (platform, community, user_id, at, tokens) "
+            "VALUES (?, ?, ?, ?, ?)", (platform, community, user, now, tokens),
+        )]
+        self._written += 1
+        if self._written % PRUNE_EVERY == 1:
+            statements.append(("DELETE FROM token_usage WHERE at < ?", (now - keep,)))
+        return self._database.writes.submit(statements)
 
     async def spent(
         self, platform: str, since: float, *, community: str | None = None,
@@ -105,13 +115,21 @@ class UsageStore:
             return cached
         # Under the write lock: no change may slip between the read and the cache.
         async with self._database.locked() as db:
-            found = {str(row[0]): int(row[1]) for row in await db.execute_fetchall(
-                "SELECT kind, tokens FROM budgets WHERE platform=? AND community=?",
-                (platform, community),
-            )}
-            budgets = CommunityBudgets(user=found.get("user"), community=found.get("community"))
+            budgets = _budgets(await db.execute_fetchall(_BUDGETS_SQL, (platform, community)))
             self._budgets[(platform, community)] = budgets
         return budgets
+
+    def budgets_read(self, platform: str, community: str) -> Read | None:
+        """The read `budgets` would make, for `bot.store.reads`; None when RAM holds it."""
+        key = (platform, community)
+        if key in self._budgets:
+            return None
+
+        def keep(rows: Rows) -> None:
+            if key not in self._budgets:
+                self._budgets[key] = _budgets(rows)
+
+        return Read(_BUDGETS_SQL, key, keep)
 
     async def set_budget(
         self, platform: str, community: str, kind: BudgetKind, tokens: int | None,
@@ -142,3 +160,12 @@ class UsageStore:
                     None if old is None else str(old), None if tokens is None else str(tokens),
                 )
         return old
+
+
+_BUDGETS_SQL = "SELECT kind, tokens FROM budgets WHERE platform=? AND community=?"
+
+
+def _budgets(rows: Iterable[Sequence[Any]]) -> CommunityBudgets:
+    """A community's budgets from the rows of `_BUDGETS_SQL`."""
+    found = {str(row[0]): int(row[1]) for row in rows}
+    return CommunityBudgets(user=found.get("user"), community=found.get("community"))

@@ -1,0 +1,59 @@
+"""Reads for several caches at once: what a place not seen before costs, in one round trip.
+
+Each part of the store (and the resolver built on it) keeps what a reply reads in RAM, and
+reads a place it has not seen on first use, one query each. A reply to a message in a new
+place would make four round trips to aiosqlite's thread before it starts (its alignment,
+its member's personal layers, its community's budgets, its memory). Instead each cache
+hands over the query it would run (`Read`), and `read_together` runs them all in one
+call to the thread, under the write lock (as each cache reads on its own: no write can
+slip between a read and what is kept of it), and gives each its rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bot.store.connection import Database
+
+log = logging.getLogger(__name__)
+
+Rows = list[tuple[Any, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """One query a cache would run, and what keeps its rows (called on the event loop)."""
+
+    sql: str
+    params: Sequence[Any]
+    keep: Callable[[Rows], None]
+
+
+async def read_together(database: Database, reads: Sequence[Read]) -> None:
+    """Run ``reads`` in one round trip and give each its rows.
+
+    Nothing is raised: a cache whose read failed reads again on its own when asked, and
+    reports the failure then.
+    """
+    if not reads:
+        return
+    try:
+        async with database.locked():
+            results = await database.run(lambda db: _fetch(db, reads))
+            for read, rows in zip(reads, results, strict=True):
+                try:
+                    read.keep(rows)
+                except Exception:  # the cache reads on its own later, and says why then
+                    log.debug("keeping a read failed", exc_info=True)
+    except Exception:
+        log.debug("reading a place in one round trip failed", exc_info=True)
+
+
+def _fetch(db: sqlite3.Connection, reads: Sequence[Read]) -> list[Rows]:
+    """Runs in aiosqlite's thread."""
+    return [[tuple(row) for row in db.execute(read.sql, read.params).fetchall()]
+            for read in reads]
