@@ -257,6 +257,9 @@ class InferenceQueue:
         """Tell each waiting job how many jobs start before it (1 = next)."""
         free = self._free_slots()
         busy = self._busy_channels()
+        if (len(self._pending) <= free and busy.isdisjoint(self._pending)
+                and all(len(jobs) == 1 for jobs in self._pending.values())):
+            return  # every waiting job starts now: none has a place in line
         ahead = 0
         for job in self._order():
             if free and job.channel not in busy:
@@ -269,14 +272,19 @@ class InferenceQueue:
     def _busy_channels(self) -> set[str]:
         return {job.channel for job in self._running}
 
-    def _next_job(self) -> Job | None:
-        """The next job to start: round-robin order, one running job per channel; a
-        background job only when no normal job waits."""
+    def _startable(self) -> list[Job]:
+        """The jobs to start now, in round-robin order, one per channel not running one and
+        at most one per free slot; background jobs only when no normal job waits."""
+        free = self._free_slots()
         busy = self._busy_channels()
-        job = next((job for job in self._order() if job.channel not in busy), None)
-        if job is not None or self._pending:
-            return job
-        return next((job for job in self._background if job.channel not in busy), None)
+        jobs: list[Job] = []
+        for job in self._order() if self._pending else self._background:
+            if len(jobs) >= free:
+                break
+            if job.channel not in busy:
+                busy.add(job.channel)
+                jobs.append(job)
+        return jobs
 
     def _free_slots(self) -> int:
         return max(0, self._backend.max_parallel - len(self._running))
@@ -285,23 +293,32 @@ class InferenceQueue:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._free_slots() and (job := self._next_job()) is not None:
-                if job.priority == "low":
-                    self._background.remove(job)
-                else:
-                    queue = self._pending[job.channel]
-                    queue.remove(job)
-                    if not queue:
-                        del self._pending[job.channel]
-                    self._last_served[job.channel] = next(self._serial)
-                    self._user_served[(job.channel, job.user)] = self._last_served[job.channel]
-                job.started = True
-                task = asyncio.create_task(self._run(job), name=f"job-{job.id}")
-                self._running[job] = task
-                # A done-callback, not a finally in _run: a task cancelled before its first
-                # step never runs its body, and its slot must still be freed.
-                task.add_done_callback(functools.partial(self._finished, job))
+            # Starting a job changes only its own channel's turn, so the order computed
+            # once holds for every job started in this pass.
+            started = False
+            while jobs := self._startable():
+                for job in jobs:
+                    self._start(job)
+                started = True
+            if started:
                 self._publish_positions()
+
+    def _start(self, job: Job) -> None:
+        if job.priority == "low":
+            self._background.remove(job)
+        else:
+            queue = self._pending[job.channel]
+            queue.remove(job)
+            if not queue:
+                del self._pending[job.channel]
+            self._last_served[job.channel] = next(self._serial)
+            self._user_served[(job.channel, job.user)] = self._last_served[job.channel]
+        job.started = True
+        task = asyncio.create_task(self._run(job), name=f"job-{job.id}")
+        self._running[job] = task
+        # A done-callback, not a finally in _run: a task cancelled before its first step
+        # never runs its body, and its slot must still be freed.
+        task.add_done_callback(functools.partial(self._finished, job))
 
     def _finished(self, job: Job, task: asyncio.Task[None]) -> None:
         self._running.pop(job, None)

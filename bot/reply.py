@@ -244,8 +244,8 @@ class ChatReplier:
         count = self._backend.count_tokens
         # Lorebook entries join when their keys come up; post-history instructions follow
         # the conversation (bot.lore).
-        system = conversation.system(
-            system_prompt_for(plan, [*(text for _, text in history), message.text], count))
+        system = conversation.system(system_prompt_for(
+            plan, [*(text for _, text in history), message.text] if plan.lore else (), count))
         budget = replace(budget, margin=budget.margin + post_history_cost(plan, count))
         fitted = fit_prompt(system, history, conversation.user_text, budget, count)
         self.summaries.schedule(message, plan, fitted.dropped, len(history))

@@ -12,7 +12,6 @@ slip between a read and what is kept of it), and gives each its rows.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,26 +33,23 @@ class Read:
 
 
 async def read_together(database: Database, reads: Sequence[Read]) -> None:
-    """Run ``reads`` in one round trip and give each its rows.
+    """Make ``reads`` in one round trip (with other writes and reads queued now: they
+    share a batch, `bot.store.batch`) and give each its rows.
 
     Nothing is raised: a cache whose read failed reads again on its own when asked, and
     reports the failure then.
     """
     if not reads:
         return
+
+    def fetched(results: list[Rows]) -> None:
+        for read, rows in zip(reads, results, strict=True):
+            try:
+                read.keep(rows)
+            except Exception:  # the cache reads on its own later, and says why then
+                log.debug("keeping a read failed", exc_info=True)
+
     try:
-        async with database.locked():
-            results = await database.run(lambda db: _fetch(db, reads))
-            for read, rows in zip(reads, results, strict=True):
-                try:
-                    read.keep(rows)
-                except Exception:  # the cache reads on its own later, and says why then
-                    log.debug("keeping a read failed", exc_info=True)
+        await database.writes.read([(read.sql, read.params) for read in reads], fetched)
     except Exception:
         log.debug("reading a place in one round trip failed", exc_info=True)
-
-
-def _fetch(db: sqlite3.Connection, reads: Sequence[Read]) -> list[Rows]:
-    """Runs in aiosqlite's thread."""
-    return [[tuple(row) for row in db.execute(read.sql, read.params).fetchall()]
-            for read in reads]

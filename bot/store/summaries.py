@@ -8,6 +8,7 @@ a turn is either remembered word for word or in the summary, never lost half-way
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -77,23 +78,39 @@ class SummaryStore:
             return False
         key = scope.key()
         ids = [turn.id for turn in turns]
-        marks = ", ".join("?" * len(ids))
-        async with self._database.transaction(durable=False) as db:
-            # One round trip: how many of the turns are still there, and what the old
-            # summary covers.
-            (present, old), = await db.execute_fetchall(
-                f"SELECT (SELECT COUNT(*) FROM history WHERE scope=?1 AND id IN ({marks})), "
-                "(SELECT turns FROM summaries WHERE scope=?1)", (key, *ids)
-            )
-            if int(present) != len(ids):
+        at = self._clock()
+        # The whole transaction in one round trip to aiosqlite's thread (`_fold`).
+        async with self._database.locked(durable=False):
+            covered = await self._database.run(lambda db: _fold(db, key, ids, text, at))
+            if covered is None:
                 return False
-            covered = (int(old) if old is not None else 0) + len(ids)
-            await db.execute(f"DELETE FROM history WHERE scope=? AND id IN ({marks})",
-                             (key, *ids))
-            at = self._clock()
-            await db.execute("INSERT OR REPLACE INTO summaries VALUES (?, ?, ?, ?)",
-                             (key, text, covered, at))
-        # The conversation store serves memory from RAM: once committed (and before any
-        # other task runs), the folded turns leave it and the new summary joins it.
-        self._conversations.folded(key, ids, (text, covered, at))
+            # The conversation store serves memory from RAM: once committed (still under
+            # the write lock), the folded turns leave it and the new summary joins it.
+            self._conversations.folded(key, ids, (text, covered, at))
         return True
+
+
+def _fold(db: sqlite3.Connection, key: str, ids: list[int], text: str, at: float
+          ) -> int | None:
+    """Runs in aiosqlite's thread: the fold as one transaction; the turns the summary now
+    covers, or None (nothing changed) when one of ``ids`` is gone."""
+    marks = ", ".join("?" * len(ids))
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        (present, old), = db.execute(
+            f"SELECT (SELECT COUNT(*) FROM history WHERE scope=?1 AND id IN ({marks})), "
+            "(SELECT turns FROM summaries WHERE scope=?1)", (key, *ids)
+        ).fetchall()
+        if int(present) != len(ids):
+            db.execute("ROLLBACK")
+            return None
+        covered = (int(old) if old is not None else 0) + len(ids)
+        db.execute(f"DELETE FROM history WHERE scope=? AND id IN ({marks})", (key, *ids))
+        db.execute("INSERT OR REPLACE INTO summaries VALUES (?, ?, ?, ?)",
+                   (key, text, covered, at))
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    return covered
