@@ -72,8 +72,9 @@ async def probe_bot(model: Path, threads: int, overrides: dict[str, Any]) -> dic
         await app.start([console])
         try:
             channels = [f"memory-{i}" for i in range(CHANNELS)]
-            for index, channel in enumerate(channels):
-                scope = Scope(platform="console", community=console.community, channel=channel)
+            scopes = [Scope(platform="console", community=console.community, channel=channel)
+                      for channel in channels]
+            for index, scope in enumerate(scopes):
                 for turn in range(EXCHANGES):
                     question, answer = filler(TOPICS[index % len(TOPICS)], turn)
                     await app.store.conversations.append_exchange(
@@ -88,7 +89,7 @@ async def probe_bot(model: Path, threads: int, overrides: dict[str, Any]) -> dic
             if not isinstance(backend, BatchedBackend):
                 return {}
             table, stats = backend.engine.table, backend.engine.stats
-            return {"resident_channels": sum(1 for c in channels if table.resident(c)),
+            return {"resident_channels": sum(1 for s in scopes if table.resident(s.key())),
                     "kv_tokens_held": table.held(), "peak_kv_tokens": stats.peak_kv_tokens,
                     "evictions": stats.evictions, "reused_tokens": stats.reused_tokens}
         finally:

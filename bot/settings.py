@@ -72,8 +72,9 @@ class Settings(BaseSettings):
         default=None, ge=0,
         description="KV cache tokens the batched engine's resident channels and running "
         "replies share (at least n_ctx; about 22 KiB each on the bundled model; default "
-        "4608, or n_ctx if larger): a reply reserves its prompt and reply room, and the "
-        "least recently used idle channel is evicted when one needs room. 0: each resident "
+        "704 per resident channel, 5,632 for 8, or n_ctx if larger): a reply reserves its "
+        "prompt and reply room, and the least recently used idle channel is evicted when "
+        "one needs room. 0: each resident "
         "channel reserves n_ctx tokens of its own, and replies at temperature 0 are "
         "bit-identical to the single engine's.",
     )

@@ -24,6 +24,8 @@ from tests.helpers.apps import make_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results"
+MAX_LAG_MS = 100.0
+"""No loop callback may be delayed longer while the engine generates for 8 channels."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,12 @@ SCENARIOS = (
              (f"{INTEGRATION}test_batched_engine.py::test_a_job_failing_at_admission_fails_only_itself",
               f"{INTEGRATION}test_batched_engine.py::test_a_job_failing_mid_generation_fails_only_"
               "itself")),
+    Scenario("more resident conversations than the batched engine's KV budget holds; "
+             "replies that together need more than all of it",
+             "the least recently used conversation evicted, the rest kept; a reply waits for "
+             "room, never fails; every reply answered",
+             (f"{INTEGRATION}test_kv_budget.py",
+              f"{UNIT}test_batched_sessions.py")),
     Scenario("the database locked by another program",
              "a clear answer, nothing half-written, the reply still shown",
              (f"{UNIT}test_store.py::test_a_database_locked_by_another_program_is_a_clear_"
@@ -165,11 +173,14 @@ def main(argv: list[str] | None = None) -> int:
                      "held" if ok else "FAILED"))
         lag = asyncio.run(measure_lag(make_settings(workdir).model_path(), workdir,
                                       args.threads))
+        ok = lag.replies == 8 and lag.max_lag_ms <= MAX_LAG_MS
+        failed += not ok
         rows.append((f"8 channels generating at once on the real engine ({lag.batch_s:.0f} s)",
-                     f"loop lag p99 {lag.p99_lag_ms:.0f} ms, max {lag.max_lag_ms:.0f} ms; a "
-                     f"moderator's command answered in {lag.command_answered_s * 1000:.0f} ms",
+                     f"loop lag p99 {lag.p99_lag_ms:.0f} ms, max {lag.max_lag_ms:.0f} ms "
+                     f"(≤ {MAX_LAG_MS:.0f}); a moderator's command answered in "
+                     f"{lag.command_answered_s * 1000:.0f} ms",
                      "nothing" if lag.replies == 8 else f"{8 - lag.replies} replies",
-                     "held" if lag.replies == 8 else "FAILED"))
+                     "held" if ok else "FAILED"))
     text = table(rows)
     print(text)
     args.markdown.parent.mkdir(parents=True, exist_ok=True)

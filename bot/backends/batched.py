@@ -38,7 +38,7 @@ class BatchedBackend:
         parallel: requests generated at once (the queue's ``max_parallel``).
         resident: channels whose KV stays in memory between turns (at least ``parallel``).
         kv_tokens: KV cache cells the resident channels and running replies share
-            (``CABOT_KV_TOKENS``, at least ``n_ctx``; None: ``DEFAULT_KV_TOKENS``, or
+            (``CABOT_KV_TOKENS``, at least ``n_ctx``; None: 704 per resident channel, or
             ``n_ctx`` if larger); the least recently used idle channel is evicted when a
             reply needs room. 0: each resident channel reserves ``n_ctx`` cells of its
             own, and replies are bit-identical to the single engine's.
@@ -68,7 +68,7 @@ class BatchedBackend:
     ) -> None:
         if parallel < 1:
             raise ValueError("parallel must be at least 1")
-        budget = kv_budget(kv_tokens, n_ctx)
+        budget = kv_budget(kv_tokens, n_ctx, max(resident, parallel))
         if budget is not None and budget < n_ctx:
             raise ConfigError(
                 f"CABOT_KV_TOKENS ({budget}) is smaller than one conversation's context "

@@ -153,6 +153,9 @@ class NativeModel(Vocabulary):
             self._lc.llama_model_free(model)
 
 
+MICRO_BATCH = 64
+"""Tokens llama.cpp computes at once (``n_ubatch``); a longer batch is split into these."""
+
 KV_TYPES = {"f16": 1, "q8_0": 8}
 """``CABOT_KV_TYPE`` values and their ``ggml_type`` (GGML_TYPE_F16, GGML_TYPE_Q8_0)."""
 
@@ -188,7 +191,10 @@ class NativeContext:
         params = lc.llama_context_default_params()
         params.n_ctx = kv_tokens if kv_tokens else n_ctx_seq * n_seqs
         params.n_batch = n_batch
-        params.n_ubatch = n_batch
+        # llama.cpp sizes its attention buffers for a full micro-batch over the whole
+        # cache (KQ alone: cells x n_ubatch x heads floats, over 100 MiB at 5,632 x 512 on the
+        # bundled model); prompts evaluate in chunks of this many tokens as fast.
+        params.n_ubatch = min(n_batch, MICRO_BATCH)
         params.n_seq_max = n_seqs
         # llama.cpp uses ``n_threads`` for a batch of one token, ``n_threads_batch`` otherwise.
         params.n_threads = n_threads
