@@ -96,11 +96,16 @@ def community_from(rows: Iterable[tuple[Any, ...]]) -> CommunityAlignment:
 PLACE_SQL = f"{BINDINGS_SQL} UNION ALL {COMMUNITY_SQL}"
 
 
+_NOTHING = CommunityAlignment()
+"""What most communities hold besides bindings (one value for all of them)."""
+
+
 def place_from(scope: Scope, rows: list[tuple[Any, ...]]) -> PlaceAlignment:
     """A place's alignment from the rows of `PLACE_SQL`."""
+    others = [row for row in rows if row[0] != "binding"]
     return PlaceAlignment(
         bindings=bindings_from(scope, (row for row in rows if row[0] == "binding")),
-        community=community_from(row for row in rows if row[0] != "binding"),
+        community=community_from(others) if others else _NOTHING,
     )
 
 

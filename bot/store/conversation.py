@@ -212,15 +212,15 @@ class ConversationStore:
         """Keep a place's memory from the rows of `_MEMORY_SQL` (under the write lock)."""
         turns: list[Row] = []
         count, summary = 0, None
+        # The columns' own types (INTEGER id, TEXT role, content and author): no conversion.
         for kind, first, second, third, fourth in rows:
             if kind == "turn":
-                turns.append((int(first), str(second), str(third),
-                              None if fourth is None else str(fourth)))
+                turns.append((first, second, third, fourth))
             elif kind == "count":
                 count = int(first)
             else:
                 summary = (str(second), int(first), float(third))
-        turns.sort()
+        turns.sort()  # oldest first (the query gives the newest first: one run, reversed)
         memory = _Memory(deque(turns), limit, summary)
         self._memory[key] = memory
         self._stored[key] = count
