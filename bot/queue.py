@@ -383,13 +383,19 @@ async def _deadline(
         raise RuntimeError("a deadline runs inside a task")
     expired = False
 
-    async def expire() -> None:
+    def fire() -> None:
         nonlocal expired
-        await sleep(seconds)
         expired = True
         task.cancel()
 
-    timer = asyncio.create_task(expire(), name="cabot-job-deadline")
+    async def expire() -> None:
+        await sleep(seconds)
+        fire()
+
+    # The real clock needs no task of its own: a timer handle is a fraction of the cost.
+    timer: asyncio.Task[None] | asyncio.TimerHandle = (
+        asyncio.get_running_loop().call_later(seconds, fire) if sleep is asyncio.sleep
+        else asyncio.create_task(expire(), name="cabot-job-deadline"))
     try:
         yield
     except asyncio.CancelledError as error:
