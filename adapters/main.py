@@ -35,7 +35,7 @@ from adapters.package_commands import (
     probes_command,
 )
 from bot.adapter import Adapter
-from bot.app import App
+from bot.app import App, freeze_start_up_objects
 from bot.errors import CabotError, ConfigError
 from bot.reply import ReplyStats
 from bot.settings import Settings
@@ -109,6 +109,7 @@ async def serve(settings: Settings, discord: DiscordSettings, telegram: Telegram
     try:
         started = time.monotonic()
         await app.start(adapters)
+        freeze_start_up_objects()
         log.info("cabot is running (%.1f s to start)", time.monotonic() - started)
         if console is not None:
             await console.run()

@@ -40,7 +40,7 @@ from bench.common import (
     bench_settings,
     median,
 )
-from bot.app import App
+from bot.app import App, freeze_start_up_objects
 from bot.messages import IncomingMessage, Scope
 from bot.store import ConversationStore, Database, Store
 
@@ -126,6 +126,7 @@ async def measure(
     """
     console = ConsoleAdapter(io.StringIO())
     await app.start([console])
+    freeze_start_up_objects()  # as `cabot run` does
     if trace is not None:
         await app.store.database.db.set_trace_callback(trace)
     rates: list[float] = []
@@ -257,6 +258,7 @@ class Scale:
 
     async def start(self) -> None:
         await self.app.start([self.console])
+        freeze_start_up_objects()  # as `cabot run` does
         db = self.app.store.database.db
         await db.set_trace_callback(self._statement)
         # aiosqlite sends every call to its thread through this one method: counting its

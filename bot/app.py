@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Sequence
 
@@ -62,6 +63,19 @@ def create_backend(settings: Settings) -> Backend:
         cache_bytes=settings.prompt_cache_mb << 20,
         chat_format=settings.chat_format,
     )
+
+
+def freeze_start_up_objects() -> None:
+    """Take what is alive once the bot has started out of the cyclic garbage collector's
+    sight (``gc.freeze``).
+
+    The library, the modules and their schemas live as long as the process; without this
+    every full collection walks them again (a third of the heap of a bot in 10,000
+    communities, tens of milliseconds each time). Reference counting still frees whatever
+    of it is dropped. Called once by ``cabot run`` after the app started.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def check_floor(library: Library, settings: Settings) -> None:

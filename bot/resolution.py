@@ -114,6 +114,8 @@ class ProfileResolver:
         self._library = library
         self._default = default_profile
         self._floor = tuple(Bound(layer, "floor", "the operator") for layer in library.stack(floor))
+        self._plain = _Community(library, self._floor, ())
+        """What a community with no layers, profiles or locks of its own shares."""
         self._communities: LRUCache[tuple[str, str], tuple[int, _Community]] = LRUCache(
             CACHED_COMMUNITIES if cached_communities is None else cached_communities
         )
@@ -171,8 +173,11 @@ class ProfileResolver:
         cached = self._communities.get((platform, community))
         if cached is not None and self._current(platform, community, cached[0]):
             return cached[1]
-        library = self._extend(stored)
-        shared = _Community(library, *self._bounds(library, stored.locks))
+        if not (stored.layers or stored.profiles or stored.locks):
+            shared = self._plain  # most communities: one value for all of them
+        else:
+            library = self._extend(stored)
+            shared = _Community(library, *self._bounds(library, stored.locks))
         self._communities[(platform, community)] = (generation, shared)
         return shared
 

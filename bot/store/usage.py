@@ -168,4 +168,9 @@ _BUDGETS_SQL = "SELECT kind, tokens FROM budgets WHERE platform=? AND community=
 def _budgets(rows: Iterable[Sequence[Any]]) -> CommunityBudgets:
     """A community's budgets from the rows of `_BUDGETS_SQL`."""
     found = {str(row[0]): int(row[1]) for row in rows}
+    if not found:
+        return _UNSET  # most communities set none: one value for all of them
     return CommunityBudgets(user=found.get("user"), community=found.get("community"))
+
+
+_UNSET = CommunityBudgets()
