@@ -46,7 +46,9 @@ def system_prompt_for(plan: ComposedPlan, conversation: Sequence[str],
 
 def post_history_text(plan: ComposedPlan) -> str:
     """The plan's post-history instructions joined, or ``""``."""
-    return "\n\n".join(part.value for part in plan.post_history)
+    if not plan.post_history:
+        return ""
+    return "\n\n".join([part.value for part in plan.post_history])
 
 
 def post_history_cost(plan: ComposedPlan, count_tokens: Callable[[str], int]) -> int:
