@@ -17,7 +17,6 @@ in the rate limits, the bounds or the positions of normal jobs.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import itertools
 import logging
@@ -30,6 +29,7 @@ from typing import Literal
 from cachetools import LRUCache
 
 from bot.backends.base import Backend, GenerationRequest
+from bot.deadline import deadline
 from bot.errors import (
     InferenceError,
     JobCancelledError,
@@ -328,7 +328,7 @@ class InferenceQueue:
 
     async def _run(self, job: Job) -> None:
         try:
-            async with _deadline(self._job_timeout, self._sleep):
+            async with deadline(self._job_timeout, self._sleep):
                 stream = self._backend.generate(job.request)
                 try:
                     async for piece in stream:
@@ -367,43 +367,6 @@ class InferenceQueue:
         task = self._running.get(job)
         if task is not None:
             task.cancel()
-
-
-@contextlib.asynccontextmanager
-async def _deadline(
-    seconds: float, sleep: Callable[[float], Awaitable[None]]
-) -> AsyncIterator[None]:
-    """Like ``asyncio.timeout``, but the time passes in an injected ``sleep``.
-
-    When ``seconds`` have slept, the task inside is cancelled and the block raises
-    ``TimeoutError``; a cancellation from elsewhere stays a cancellation.
-    """
-    task = asyncio.current_task()
-    if task is None:
-        raise RuntimeError("a deadline runs inside a task")
-    expired = False
-
-    def fire() -> None:
-        nonlocal expired
-        expired = True
-        task.cancel()
-
-    async def expire() -> None:
-        await sleep(seconds)
-        fire()
-
-    # The real clock needs no task of its own: a timer handle is a fraction of the cost.
-    timer: asyncio.Task[None] | asyncio.TimerHandle = (
-        asyncio.get_running_loop().call_later(seconds, fire) if sleep is asyncio.sleep
-        else asyncio.create_task(expire(), name="cabot-job-deadline"))
-    try:
-        yield
-    except asyncio.CancelledError as error:
-        if expired and task.uncancel() == 0:
-            raise TimeoutError from error
-        raise
-    finally:
-        timer.cancel()
 
 
 def _report_crash(task: asyncio.Task[None]) -> None:
