@@ -20,7 +20,7 @@ from bot.messages import Scope
 from bot.store.alignment import level_place, record_audit
 from bot.store.connection import Database
 from bot.store.models import Actor, Level
-from bot.store.reads import Read, Rows
+from bot.store.reads import Read, cached_read
 
 LEVELS: tuple[Level, ...] = ("community", "channel", "thread")
 CACHED_MEMBERS = 65_536
@@ -117,15 +117,7 @@ class MemberStore:
 
     def chosen_read(self, platform: str, community: str, user: str) -> Read | None:
         """The read `chosen` would make, for `bot.store.reads`; None when RAM holds it."""
-        key = (platform, community, user)
-        if key in self._chosen:
-            return None
-
-        def keep(rows: Rows) -> None:
-            if key not in self._chosen:
-                self._chosen[key] = _picked(rows)
-
-        return Read(_CHOSEN_SQL, key, keep)
+        return cached_read(self._chosen, (platform, community, user), _CHOSEN_SQL, _picked)
 
     async def choose(
         self, platform: str, community: str, actor: Actor, layers: tuple[str, ...]

@@ -12,15 +12,17 @@ slip between a read and what is kept of it), and gives each its rows.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.store.connection import Database
 
 log = logging.getLogger(__name__)
 
 Rows = list[tuple[Any, ...]]
+K = TypeVar("K", bound=tuple[Any, ...])
+V = TypeVar("V")
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +32,21 @@ class Read:
     sql: str
     params: Sequence[Any]
     keep: Callable[[Rows], None]
+
+
+def cached_read(
+    cache: MutableMapping[K, V], key: K, sql: str, parse: Callable[[Rows], V]
+) -> Read | None:
+    """The read that fills ``cache[key]`` with ``parse(rows)`` of ``sql`` (``key`` as its
+    parameters); None when RAM holds it already. What was cached meanwhile is kept."""
+    if key in cache:
+        return None
+
+    def keep(rows: Rows) -> None:
+        if key not in cache:
+            cache[key] = parse(rows)
+
+    return Read(sql, key, keep)
 
 
 async def read_together(database: Database, reads: Sequence[Read]) -> None:

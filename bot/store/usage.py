@@ -20,7 +20,7 @@ from bot.store.alignment import record_audit
 from bot.store.batch import Statement
 from bot.store.connection import Database
 from bot.store.models import Actor
-from bot.store.reads import Read, Rows
+from bot.store.reads import Read, cached_read
 
 BudgetKind = Literal["user", "community"]
 """A community's budget for each member (``user``), or for everyone together."""
@@ -121,15 +121,7 @@ class UsageStore:
 
     def budgets_read(self, platform: str, community: str) -> Read | None:
         """The read `budgets` would make, for `bot.store.reads`; None when RAM holds it."""
-        key = (platform, community)
-        if key in self._budgets:
-            return None
-
-        def keep(rows: Rows) -> None:
-            if key not in self._budgets:
-                self._budgets[key] = _budgets(rows)
-
-        return Read(_BUDGETS_SQL, key, keep)
+        return cached_read(self._budgets, (platform, community), _BUDGETS_SQL, _budgets)
 
     async def set_budget(
         self, platform: str, community: str, kind: BudgetKind, tokens: int | None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -80,16 +81,22 @@ EXACT = 0
 temperature 0 is the same alone, in a batch and on the single engine."""
 
 
-@pytest.fixture
-async def engine(model_path: Path) -> AsyncIterator[BatchedBackend]:
-    """The exact layout (a stream of its own per sequence)."""
-    backend = BatchedBackend(model_path, n_ctx=512, parallel=4, resident=4, kv_tokens=EXACT,
+@asynccontextmanager
+async def running(model_path: Path, kv_tokens: int | None) -> AsyncIterator[BatchedBackend]:
+    backend = BatchedBackend(model_path, n_ctx=512, parallel=4, resident=4, kv_tokens=kv_tokens,
                              n_threads=THREADS, n_threads_batch=THREADS)
     await backend.start()
     try:
         yield backend
     finally:
         await backend.stop()
+
+
+@pytest.fixture
+async def engine(model_path: Path) -> AsyncIterator[BatchedBackend]:
+    """The exact layout (a stream of its own per sequence)."""
+    async with running(model_path, EXACT) as backend:
+        yield backend
 
 
 @pytest.fixture(params=["exact", "shared"])
@@ -101,14 +108,8 @@ async def either(request: pytest.FixtureRequest, model_path: Path) -> AsyncItera
     near tie: there, a test holds what isolation means (each job's own result, every
     sequence freed) without asking for the same characters.
     """
-    backend = BatchedBackend(model_path, n_ctx=512, parallel=4, resident=4,
-                             kv_tokens=EXACT if request.param == "exact" else None,
-                             n_threads=THREADS, n_threads_batch=THREADS)
-    await backend.start()
-    try:
+    async with running(model_path, EXACT if request.param == "exact" else None) as backend:
         yield backend
-    finally:
-        await backend.stop()
 
 
 def exact(backend: BatchedBackend) -> bool:
