@@ -29,7 +29,7 @@ from typing import Literal
 from cachetools import LRUCache
 
 from bot.backends.base import Backend, GenerationRequest
-from bot.deadline import deadline
+from bot.deadline import Deadline
 from bot.errors import (
     InferenceError,
     JobCancelledError,
@@ -71,7 +71,10 @@ class Job:
         self.priority = priority
         self.started = False
         self.finished = False
-        self._events: asyncio.Queue[JobEvent] = asyncio.Queue()
+        # Events wait in a deque for one reader woken through a future: an asyncio.Queue
+        # would cost a queue, its getters and a wake-up helper for every reply.
+        self._events: deque[JobEvent] = deque()
+        self._reader: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._queue: InferenceQueue | None = None
         self._last_position = -1
@@ -85,12 +88,23 @@ class Job:
             if self.finished:
                 return
             self.finished = True
-        self._events.put_nowait(event)
+        self._events.append(event)
+        reader = self._reader
+        if reader is not None and not reader.done():
+            reader.set_result(None)
 
     async def events(self) -> AsyncIterator[JobEvent]:
         """Positions while waiting, text while running, then one ``done`` or ``error``."""
+        events = self._events
         while True:
-            event = await self._events.get()
+            while not events:
+                reader = asyncio.get_running_loop().create_future()
+                self._reader = reader
+                try:
+                    await reader
+                finally:
+                    self._reader = None
+            event = events.popleft()
             yield event
             if event.kind in ("done", "error"):
                 return
@@ -140,7 +154,7 @@ class InferenceQueue:
 
     @property
     def pending_count(self) -> int:
-        return sum(len(jobs) for jobs in self._pending.values())
+        return sum(map(len, self._pending.values()))
 
     @property
     def running_count(self) -> int:
@@ -328,7 +342,7 @@ class InferenceQueue:
 
     async def _run(self, job: Job) -> None:
         try:
-            async with deadline(self._job_timeout, self._sleep):
+            async with Deadline(self._job_timeout, self._sleep):
                 stream = self._backend.generate(job.request)
                 try:
                     async for piece in stream:
