@@ -42,6 +42,36 @@ class FittedPrompt:
     dropped: int
 
 
+class PromptMessages:
+    """History messages ready for a prompt, each made once per (role, text) and reused.
+
+    A channel's remembered turns come back in every prompt until they fall out of its
+    memory; each reply rebuilt all of them. Token counts are not kept here: a backend's
+    count of a text may still improve (a remote server's exact count replaces an
+    estimate), and each backend remembers its own. Bounded: when ``size`` messages were
+    made since the last turn-over, those made before it are dropped (a message still in
+    use is carried over by its next use).
+    """
+
+    def __init__(self, size: int = 8192) -> None:
+        self._size = size
+        self._new: dict[tuple[str, str], ChatMessage] = {}
+        self._old: dict[tuple[str, str], ChatMessage] = {}
+
+    def message(self, role: str, content: str) -> ChatMessage:
+        """The prompt message for ``(role, content)``."""
+        key = (role, content)
+        made = self._new.get(key)
+        if made is None:
+            made = self._old.get(key)
+            if made is None:
+                made = ChatMessage(role, content)
+            if len(self._new) >= self._size:
+                self._old, self._new = self._new, {}
+            self._new[key] = made
+        return made
+
+
 def truncate_to_tokens(text: str, limit: int, count_tokens: Callable[[str], int]) -> str:
     """The longest prefix of ``text`` (cut at a word where possible) within ``limit`` tokens."""
     total = count_tokens(text)
@@ -90,11 +120,13 @@ def fit_prompt(
     user_text: str,
     budget: PromptBudget,
     count_tokens: Callable[[str], int],
+    made: PromptMessages | None = None,
 ) -> FittedPrompt:
     """Build the message list: system prompt, as much recent history as fits, the new message.
 
     The newest history is kept first. A new message that alone does not fit is truncated
-    with a notice; never raises for length.
+    with a notice; never raises for length. ``made`` keeps the history's messages for the
+    next prompt.
     """
     available = budget.prompt_tokens
     system = ChatMessage(role="system", content=system_prompt) if system_prompt else None
@@ -116,14 +148,17 @@ def fit_prompt(
         user_cost = count_tokens(user_text) + PER_MESSAGE_OVERHEAD
     available -= user_cost
 
-    start = len(history)  # the oldest turn kept
-    for _, content in reversed(history):
+    kept: list[ChatMessage] = []  # newest first
+    for role, content in reversed(history):
         cost = count_tokens(content) + PER_MESSAGE_OVERHEAD
         if cost > available:
             break
         available -= cost
-        start -= 1
-    messages = [system] if system is not None else []
-    messages += [ChatMessage(role, content) for role, content in history[start:]]
-    messages.append(ChatMessage(role="user", content=user_text))
-    return FittedPrompt(tuple(messages), notice, user_text, start)
+        kept.append(made.message(role, content) if made is not None
+                    else ChatMessage(role, content))
+    start = len(history) - len(kept)  # the oldest turn kept
+    if system is not None:
+        kept.append(system)
+    kept.reverse()
+    kept.append(ChatMessage(role="user", content=user_text))
+    return FittedPrompt(tuple(kept), notice, user_text, start)

@@ -26,7 +26,7 @@ from bot.flood import FloodGuard
 from bot.group_chat import Conversation, LeadingNameGuard, conversation_for
 from bot.lore import post_history_cost, system_prompt_for, with_post_history
 from bot.messages import IncomingMessage
-from bot.prompt_fit import FittedPrompt, PromptBudget, fit_prompt
+from bot.prompt_fit import FittedPrompt, PromptBudget, PromptMessages, fit_prompt
 from bot.queue import InferenceQueue, Job
 from bot.reasoning import ThinkingFilter
 from bot.resolution import ProfileResolver
@@ -170,6 +170,8 @@ class ChatReplier:
         self.summaries = Summariser(store, queue, backend.count_tokens, limits.n_ctx,
                                     limits.history_messages, budgets)
         """Summarises older turns when a conversation outgrows the context window."""
+        self._made = PromptMessages()
+        """Remembered turns ready for the next prompt (bot.prompt_fit)."""
         self._active: Counter[tuple[str, str]] = Counter()
         """Replies in progress per (place, user): a user with one already is not told
         their next request's queue position again."""
@@ -247,7 +249,8 @@ class ChatReplier:
         system = conversation.system(system_prompt_for(
             plan, [*(text for _, text in history), message.text] if plan.lore else (), count))
         budget = replace(budget, margin=budget.margin + post_history_cost(plan, count))
-        fitted = fit_prompt(system, history, conversation.user_text, budget, count)
+        fitted = fit_prompt(system, history, conversation.user_text, budget, count,
+                            self._made)
         self.summaries.schedule(message, plan, fitted.dropped, len(history))
         if fitted.notice:
             await self._say(adapter, message, fitted.notice, True)
