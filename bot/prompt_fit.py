@@ -58,18 +58,21 @@ class PromptMessages:
         self._new: dict[tuple[str, str], ChatMessage] = {}
         self._old: dict[tuple[str, str], ChatMessage] = {}
 
-    def message(self, role: str, content: str) -> ChatMessage:
-        """The prompt message for ``(role, content)``."""
-        key = (role, content)
-        made = self._new.get(key)
-        if made is None:
-            made = self._old.get(key)
+    def messages(self, turns: Sequence[tuple[str, str]]) -> list[ChatMessage]:
+        """The prompt messages for ``(role, content)`` turns, in their order."""
+        new, old = self._new, self._old
+        messages = []
+        for turn in turns:
+            made = new.get(turn)
             if made is None:
-                made = ChatMessage(role, content)
-            if len(self._new) >= self._size:
-                self._old, self._new = self._new, {}
-            self._new[key] = made
-        return made
+                made = old.get(turn)
+                if made is None:
+                    made = ChatMessage(*turn)
+                if len(new) >= self._size:
+                    self._old, self._new = old, new = new, {}
+                new[turn] = made
+            messages.append(made)
+        return messages
 
 
 def truncate_to_tokens(text: str, limit: int, count_tokens: Callable[[str], int]) -> str:
@@ -148,17 +151,15 @@ def fit_prompt(
         user_cost = count_tokens(user_text) + PER_MESSAGE_OVERHEAD
     available -= user_cost
 
-    kept: list[ChatMessage] = []  # newest first
-    for role, content in reversed(history):
+    start = len(history)  # the oldest turn kept
+    for _, content in reversed(history):
         cost = count_tokens(content) + PER_MESSAGE_OVERHEAD
         if cost > available:
             break
         available -= cost
-        kept.append(made.message(role, content) if made is not None
-                    else ChatMessage(role, content))
-    start = len(history) - len(kept)  # the oldest turn kept
-    if system is not None:
-        kept.append(system)
-    kept.reverse()
-    kept.append(ChatMessage(role="user", content=user_text))
-    return FittedPrompt(tuple(kept), notice, user_text, start)
+        start -= 1
+    messages = [system] if system is not None else []
+    messages += (made.messages(history[start:]) if made is not None
+                 else [ChatMessage(role, content) for role, content in history[start:]])
+    messages.append(ChatMessage(role="user", content=user_text))
+    return FittedPrompt(tuple(messages), notice, user_text, start)
