@@ -87,6 +87,7 @@ def iban(candidate: str) -> tuple[int, int] | None:
 
 _DATE = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}")
 _GROUPS = re.compile(r"\d+")
+_THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 
 
 def phone(candidate: str) -> tuple[int, int] | None:
@@ -106,7 +107,7 @@ def phone(candidate: str) -> tuple[int, int] | None:
     span = (0, len(candidate.rstrip()))
     if text.startswith("+") or re.match(r"\(\s*\d{1,5}\s*\)", text):
         return span if len(digits) >= 8 else None
-    if _DATE.fullmatch(text):
+    if _DATE.fullmatch(text) or _THOUSANDS.fullmatch(text):
         return None
     if len(groups) == 1:
         return span if len(digits) in (10, 11) or digits.startswith("0") else None

@@ -17,8 +17,11 @@ pytestmark = pytest.mark.model
 
 async def test_no_attack_gets_a_forbidden_text_shown(tmp_path: Path, model_path: Path) -> None:
     chosen = attacks(full=False)
+    # kv_tokens 0: the per-sequence layout, where a reply does not depend on what else is
+    # in the batch, so the same attacks meet the same generations on every run (the
+    # long red team, `python -m bench --only redteam`, runs the defaults).
     engine = BatchedBackend(model_path, n_ctx=1024, parallel=4, resident=8, n_threads=1,
-                            n_threads_batch=1)
+                            n_threads_batch=1, kv_tokens=0)
     settings = redteam_settings(tmp_path, max_tokens=32, n_ctx=1024)
     outcomes = await run_attacks(settings, engine, chosen, channels=6)
     assert len(outcomes) == len(chosen)

@@ -87,6 +87,8 @@ def test_no_part_of_an_address_shows_mid_stream(address: str, piece: int) -> Non
         ("(555) 123-4567", "[phone number removed]"),
         ("555-123-4567", "[phone number removed]"),
         ("06 12 34 56 78", "[phone number removed]"),
+        ("06,12345678", "[phone number removed]"),
+        ("555,867,5309", "[phone number removed]"),
         ("4111 1111 1111 1111", "[card number removed]"),
         ("4111-1111-1111-1111", "[card number removed]"),
         ("5500005555555559", "[card number removed]"),
@@ -116,6 +118,7 @@ def test_personal_data_never_shows(secret: str, replacement: str, piece: int) ->
         "Run setup.py, read README.md and try Node.js, e.g. at 5 p.m. in the U.S.",
         "A red dot in the middle; connect the dot to the line; the dot com bubble.",
         "Look at the sky, meet at noon, arrive at 5.30 sharp.",
+        "It cost 1,234,567.89 in all; pick 12, 34, 56, 78 or 90, and page 3,141,592.",
     ],
 )
 def test_numbers_and_dots_that_are_no_personal_data_survive(text: str) -> None:
