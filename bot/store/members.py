@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiosqlite
+from cachetools import LRUCache
 
-from bot.lru import LRU
 from bot.messages import Scope
 from bot.store.alignment import level_place, record_audit
 from bot.store.connection import Database
@@ -43,7 +43,7 @@ class MemberStore:
         self._database = database
         self._clock = clock
         # This process is the only writer: a pick is read once, then kept until changed.
-        self._chosen: LRU[tuple[str, str, str], tuple[str, ...]] = LRU(
+        self._chosen: LRUCache[tuple[str, str, str], tuple[str, ...]] = LRUCache(
             CACHED_MEMBERS)
 
     def forget_cached(self) -> None:

@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from bot.lru import LRU
+from cachetools import LRUCache
+
 from bot.store.alignment import record_audit
 from bot.store.batch import Statement
 from bot.store.connection import Database
@@ -54,7 +55,7 @@ class UsageStore:
         self._clock = clock
         self._written = 0
         # This process is the only writer: budgets are read once, then kept until changed.
-        self._budgets: LRU[tuple[str, str], CommunityBudgets] = LRU(
+        self._budgets: LRUCache[tuple[str, str], CommunityBudgets] = LRUCache(
             CACHED_COMMUNITIES)
 
     def forget_cached(self) -> None:
