@@ -17,6 +17,7 @@ from bot.backends.base import ChatMessage, GenerationRequest
 from bot.backends.batched import BatchedBackend
 from bot.backends.llama import LlamaBackend
 from bot.errors import ContextOverflowError, InferenceError
+from tests.helpers.engines import LIMIT, reply
 
 pytestmark = pytest.mark.model
 
@@ -33,7 +34,6 @@ QUESTIONS = (
     "Tell me a joke about cats.",
 )
 YES_NO = 'root ::= "yes" | "no"'
-LIMIT = 300.0  # seconds; only so that a hang fails instead of blocking the suite
 THREADS = 1
 """One llama.cpp thread: with two, a busy machine (other test runs on these two cores)
 can stall every step at llama.cpp's spinning thread barrier, by a factor of ten or more."""
@@ -58,11 +58,6 @@ class OneThreadLlama(LlamaBackend):
 
         return Llama(model_path=str(self._model_path), n_ctx=self.n_ctx, n_threads=THREADS,
                      n_threads_batch=THREADS, verbose=False)
-
-
-async def reply(backend: BatchedBackend | LlamaBackend, request: GenerationRequest) -> str:
-    async with asyncio.timeout(LIMIT):
-        return "".join([piece async for piece in backend.generate(request)])
 
 
 async def together(backend: BatchedBackend, requests: Sequence[GenerationRequest]) -> list[str]:

@@ -22,6 +22,7 @@ from bot.backends.batched import BatchedBackend
 from bot.backends.llama import LlamaBackend
 from bot.backends.native import Vocabulary
 from profiles import compose, load_builtin_library
+from tests.helpers.engines import reply
 
 pytestmark = pytest.mark.model
 
@@ -36,7 +37,6 @@ DEBRIS = ("<start_of_turn>", "<end_of_turn>", "<bos>", "<eos>", "<|im_start", "<
           "im_start", "<</SYS>>", "[INST]", "User:", "Assistant:", "\ufffd")
 """Pieces of a chat format the model was not trained on, or of a control token."""
 MAX_TOKENS = 96
-LIMIT = 300.0  # seconds; only so that a hang fails instead of blocking the suite
 
 
 def default_system_prompt() -> str:
@@ -49,11 +49,6 @@ def ask(question: str, *, session: str | None = None, banned: tuple[str, ...] = 
     messages = (ChatMessage("system", default_system_prompt()), ChatMessage("user", question))
     return GenerationRequest(messages=messages, temperature=0.0, max_tokens=MAX_TOKENS,
                              session=session, banned=banned)
-
-
-async def reply(backend: BatchedBackend | LlamaBackend, request: GenerationRequest) -> str:
-    async with asyncio.timeout(LIMIT):
-        return "".join([piece async for piece in backend.generate(request)])
 
 
 def open_engine(kind: str, path: Path) -> BatchedBackend | LlamaBackend:

@@ -16,11 +16,11 @@ import pytest
 from bot.backends.base import ChatMessage, GenerationRequest
 from bot.backends.batched import BatchedBackend
 from bot.errors import ConfigError
+from tests.helpers.engines import reply
 
 pytestmark = pytest.mark.model
 
 SYSTEM = "You are a helpful assistant. Answer briefly and politely."
-LIMIT = 300.0  # seconds; only so that a hang fails instead of blocking the suite
 
 
 def history(topic: str, turns: int) -> list[ChatMessage]:
@@ -40,11 +40,6 @@ def ask(session: str, question: str, earlier: Sequence[ChatMessage] = (),
         messages=(ChatMessage("system", SYSTEM), *earlier, ChatMessage("user", question)),
         temperature=0.0, max_tokens=max_tokens, session=session,
     )
-
-
-async def reply(backend: BatchedBackend, request: GenerationRequest) -> str:
-    async with asyncio.timeout(LIMIT):
-        return "".join([piece async for piece in backend.generate(request)])
 
 
 async def test_the_least_recently_used_conversation_makes_room(model_path: Path) -> None:
