@@ -26,7 +26,8 @@ Behaviour = Literal["stream", "status", "malformed", "stall", "die"]
 class Answer:
     """How to answer one chat request.
 
-    ``stream``: send ``pieces`` (``interval`` seconds apart), finish, ``[DONE]``;
+    ``stream``: send ``pieces`` (one every ``interval`` seconds, on the clock), finish,
+    ``[DONE]``;
     ``status``: answer ``status`` with ``retry_after`` if set; ``malformed``: send
     ``pieces`` then a line that is not JSON; ``stall``: send ``pieces`` then nothing, ever;
     ``die``: send ``pieces`` then drop the connection.
@@ -136,9 +137,13 @@ class FakeOpenAI:
                 await _event(response, {"choices": [
                     {"index": 0, "delta": {"reasoning_content": thought},
                      "finish_reason": None}]})
-            for piece in answer.pieces:
+            # Paced on the clock, not by sleeping between pieces: a server's pace does not
+            # slow down because the process it shares with the client is busy.
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            for index, piece in enumerate(answer.pieces, 1):
                 if answer.interval:
-                    await asyncio.sleep(answer.interval)
+                    await asyncio.sleep(max(0.0, start + index * answer.interval - loop.time()))
                 await _event(response, {"choices": [
                     {"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
             if answer.behaviour == "malformed":
