@@ -167,6 +167,11 @@ async def remote_channels(config: BenchConfig) -> list[Row]:
         try:
             assert bot.backend.max_parallel == 4, "llama-server -np 4 reports 4 slots"
             async with httpx.AsyncClient(timeout=120, trust_env=False) as http:
+                # One round each, not counted: the server's first requests, cabot's first
+                # connections and first-seen texts are start-up costs, not the pace.
+                await run_channels(bot, [f"remote-ch-warm-{i}" for i in range(4)])
+                await straight(http, servers[0].url,
+                               [direct_body(r) for r in bot.backend.requests[-4:]])
                 for repeat in range(2 * config.repeats):
                     # Alternate who goes first, so a change in machine load hits both alike.
                     if repeat % 2 == 1:
