@@ -21,7 +21,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from cachetools import LRUCache
+from lru import LRU
 
 from bot.messages import IncomingMessage, Scope
 from bot.store.usage import CommunityBudgets, Spent, UsageStore
@@ -133,7 +133,7 @@ class Budgets:
         self.usage = usage
         self.limits = limits or DailyLimits()
         self._clock = clock if clock is not None else usage.now
-        self._told: LRUCache[tuple[str, str, str], float] = LRUCache(TOLD_MEMBERS)
+        self._told: LRU[tuple[str, str, str], float] = LRU(TOLD_MEMBERS)
 
     def now(self) -> float:
         """The budgets' clock."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from cachetools import LRUCache
+from lru import LRU
 
 from bot.errors import ProfileError
 from bot.messages import Scope
@@ -43,8 +43,8 @@ class PersonalLayers:
         self._members = members
         # Keyed by the place's resolution (its identity: a new resolution is a new object)
         # and the pick; the value keeps that resolution, so its id cannot be reused.
-        self._cache: LRUCache[tuple[int, tuple[str, ...]], tuple[Resolved, Resolved]] = (
-            LRUCache(CACHED_PERSONAL)
+        self._cache: LRU[tuple[int, tuple[str, ...]], tuple[Resolved, Resolved]] = (
+            LRU(CACHED_PERSONAL)
         )
 
     async def apply(self, place: Resolved, scope: Scope, member: str) -> Resolved:

@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from cachetools import LRUCache
+from lru import LRU
 
 from bot.backends.base import Backend, GenerationRequest
 from bot.deadline import Deadline
@@ -143,7 +143,7 @@ class InferenceQueue:
         self._pending: dict[str, deque[Job]] = {}
         self._background: deque[Job] = deque()
         self._last_served: dict[str, int] = {}
-        self._user_served: LRUCache[tuple[str, str], int] = LRUCache(SERVED_USERS)
+        self._user_served: LRU[tuple[str, str], int] = LRU(SERVED_USERS)
         self._serial = itertools.count()
         self._user_times: dict[str, deque[float]] = {}
         self._running: dict[Job, asyncio.Task[None]] = {}

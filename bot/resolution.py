@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from cachetools import LRUCache
+from lru import LRU
 
 from bot.errors import LayerFileError, ProfileError
 from bot.messages import Scope
@@ -116,16 +116,16 @@ class ProfileResolver:
         self._floor = tuple(Bound(layer, "floor", "the operator") for layer in library.stack(floor))
         self._plain = _Community(library, self._floor, ())
         """What a community with no layers, profiles or locks of its own shares."""
-        self._communities: LRUCache[tuple[str, str], tuple[int, _Community]] = LRUCache(
+        self._communities: LRU[tuple[str, str], tuple[int, _Community]] = LRU(
             CACHED_COMMUNITIES if cached_communities is None else cached_communities
         )
-        self._resolved: LRUCache[str, tuple[int, Resolved]] = LRUCache(
+        self._resolved: LRU[str, tuple[int, Resolved]] = LRU(
             CACHED_PLACES if cached_places is None else cached_places
         )
         # Keyed by the identity of each layer in the bounded stack; the value holds those
         # layers, so no key's ids can be reused while it is cached.
-        self._plans: LRUCache[tuple[int, ...], tuple[tuple[Layer, ...], ComposedPlan]] = (
-            LRUCache(CACHED_PLANS)
+        self._plans: LRU[tuple[int, ...], tuple[tuple[Layer, ...], ComposedPlan]] = (
+            LRU(CACHED_PLANS)
         )
 
     @property

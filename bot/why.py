@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cachetools import LRUCache
+from lru import LRU
 
 from bot.backends.base import SamplingRule
 from bot.messages import Scope
@@ -130,7 +130,7 @@ class ReplyReports:
     """
 
     def __init__(self, places: int = PLACES, clock: Callable[[], float] = time.time) -> None:
-        self._latest: LRUCache[str, ReplyReport | _Reply] = LRUCache(places)
+        self._latest: LRU[str, ReplyReport | _Reply] = LRU(places)
         self._clock = clock
 
     def record(self, scope: Scope, report: ReplyReport) -> None:

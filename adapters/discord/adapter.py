@@ -20,8 +20,8 @@ from typing import Any
 
 import aiohttp
 import discord
-from cachetools import LRUCache
 from discord import app_commands
+from lru import LRU
 
 from adapters.discord.attachments import attached, read_attachments
 from adapters.discord.automod import fetch_rules
@@ -120,7 +120,7 @@ class DiscordAdapter:
         self._heartbeat_timeout = heartbeat_timeout
         self._identify_delay = identify_delay
         self._watch = GatewayWatch()
-        self._seen: LRUCache[int, None] = LRUCache(maxsize=SEEN_MESSAGES)
+        self._seen: LRU[int, None] = LRU(SEEN_MESSAGES)
         self._start_timeout = start_timeout
         self._sync_commands = sync_commands
         self._max_ratelimit_timeout = max(MIN_RATELIMIT_TIMEOUT, max_ratelimit_timeout)
@@ -132,7 +132,7 @@ class DiscordAdapter:
         self._stopping = False
         self._delivery = Delivery(RequestGate(deadline=self._max_ratelimit_timeout),
                                   ChannelBudget(CHANNEL_LIMIT, channel_window))
-        self._looked_up: LRUCache[int, Any] = LRUCache(maxsize=LOOKUP_CACHE)
+        self._looked_up: LRU[int, Any] = LRU(LOOKUP_CACHE)
 
     # -- lifecycle ------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import discord
-from cachetools import LRUCache
+from lru import LRU
 
 from adapters.discord.client import no_pings
 from adapters.discord.convert import INTERACTION_KEY, MESSAGE_KEY, neutralize_mentions
@@ -39,7 +39,7 @@ class Delivery:
         self._gate = gate
         self._budget = budget
         self._private = PrivateAnswers(gate)
-        self._replied: LRUCache[str, None] = LRUCache(maxsize=REPLIED_MEMORY)
+        self._replied: LRU[str, None] = LRU(REPLIED_MEMORY)
 
     async def send(self, message: OutgoingMessage) -> SentMessage:
         """Post ``message``: in answer to its interaction, or in its channel.

@@ -15,7 +15,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from cachetools import LRUCache
+from lru import LRU
 
 MARGIN = 0.1
 """Share of the window kept in hand for requests' travel time."""
@@ -46,7 +46,7 @@ class ChannelBudget:
         self._window = window * (1 + MARGIN)
         self._clock = clock
         self._sleep = sleep
-        self._sent: LRUCache[int, list[float]] = LRUCache(CHANNELS)
+        self._sent: LRU[int, list[float]] = LRU(CHANNELS)
         """Per channel: when each recent request was answered (inf while in flight)."""
 
     @contextlib.asynccontextmanager

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 import discord
-from cachetools import LRUCache
+from lru import LRU
 
 from adapters.discord.client import no_pings
 from adapters.discord.requests import RequestGate
@@ -36,7 +36,7 @@ class PrivateAnswers:
 
     def __init__(self, gate: RequestGate) -> None:
         self._gate = gate
-        self._told: LRUCache[str, bool] = LRUCache(TOLD)
+        self._told: LRU[str, bool] = LRU(TOLD)
 
     async def send(self, message: OutgoingMessage, text: str, source: discord.Message,
                    notice: Notice) -> discord.Message | None:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
 
-from cachetools import LRUCache
+from lru import LRU
 from telegram import ChatMember, ChatMemberUpdated, Message, Update, User
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import (
@@ -107,7 +107,7 @@ class TelegramAdapter:
         self._settings = settings
         self._token = settings.token
         self._registry = registry if registry is not None else build_registry()
-        self._migrated: LRUCache[tuple[int, int], asyncio.Future[None]] = LRUCache(
+        self._migrated: LRU[tuple[int, int], asyncio.Future[None]] = LRU(
             MIGRATED_CHATS
         )
         self._clock = clock

@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from cachetools import LRUCache
+from lru import LRU
 from telegram import Bot, LinkPreviewOptions, Message, ReplyParameters
 from telegram.constants import ChatAction, ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
@@ -86,11 +86,11 @@ class Outbox:
         self._budget = ChatBudget(limits, clock)
         self._bot: Bot | None = None
         self._closing = False
-        self._gone: LRUCache[int, None] = LRUCache(maxsize=GONE_MEMORY)
+        self._gone: LRU[int, None] = LRU(GONE_MEMORY)
         self._pending: dict[int, dict[int, _PendingEdit]] = {}
         self._flushers: dict[int, asyncio.Task[None]] = {}
         # (chat, deleted reply) -> the reply posted in its place, for the edits still coming.
-        self._moved: LRUCache[tuple[int, int], int] = LRUCache(maxsize=MOVED_MEMORY)
+        self._moved: LRU[tuple[int, int], int] = LRU(MOVED_MEMORY)
 
     def open(self, bot: Bot) -> None:
         """Start delivering through ``bot``."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from cachetools import LRUCache
+from lru import LRU
 
 from adapters.telegram.convert import Target
 from adapters.telegram.outbox import Outbox
@@ -32,7 +32,7 @@ class PrivateReplies:
 
     def __init__(self, outbox: Outbox) -> None:
         self._outbox = outbox
-        self._told: LRUCache[tuple[int, int], bool] = LRUCache(TOLD)
+        self._told: LRU[tuple[int, int], bool] = LRU(TOLD)
 
     async def send(self, message: OutgoingMessage) -> SentMessage | None:
         """Post ``message`` in the asker's private chat; None to post it in the group."""

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import numpy.typing as npt
-from cachetools import LRUCache
+from lru import LRU
 
 from bot.rules.folding import EMPHASIS, LEET_READINGS, SEPARATORS, fold_char
 from bot.rules.lexicon import begins_known, folded_words, is_known
@@ -284,7 +284,7 @@ class BannedWordsCache:
         self._vocab = vocab
         self._detokenize = detokenize
         self._folded: list[str] | None = None
-        self._cache: LRUCache[tuple[str, ...], BannedWords] = LRUCache(maxsize=size)
+        self._cache: LRU[tuple[str, ...], BannedWords] = LRU(size)
 
     def get(self, words: Iterable[str]) -> BannedWords:
         """The processor for ``words`` (in any order)."""

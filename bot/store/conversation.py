@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiosqlite
-from cachetools import LRUCache
+from lru import LRU
 
 from bot.messages import Scope
 from bot.store.alignment import level_place, record_audit
@@ -68,18 +68,18 @@ class ConversationStore:
     def __init__(self, database: Database, clock: Callable[[], float] = time.time) -> None:
         self._database = database
         self._clock = clock
-        self._memory: LRUCache[str, _Memory] = LRUCache(HISTORY_CACHE_CHANNELS)
+        self._memory: LRU[str, _Memory] = LRU(HISTORY_CACHE_CHANNELS)
         # An upper bound on each channel's stored rows; a channel missing here is trimmed
         # on its next append.
-        self._stored: LRUCache[str, int] = LRUCache(HISTORY_CACHE_CHANNELS)
-        self._modes: LRUCache[str, str | None] = LRUCache(REPLY_MODES_KEPT)
+        self._stored: LRU[str, int] = LRU(HISTORY_CACHE_CHANNELS)
+        self._modes: LRU[str, str | None] = LRU(REPLY_MODES_KEPT)
         self._turns_wanted = 0
         """The most turns asked for so far: what a summary's first read loads with it."""
 
     def forget_cached(self, prefix: str) -> None:
         """Drop what is kept in RAM for places whose key starts with ``prefix``."""
         for cache in (self._memory, self._stored, self._modes):
-            for key in [key for key in cache if key.startswith(prefix)]:
+            for key in [key for key in cache.keys() if key.startswith(prefix)]:
                 del cache[key]
 
     def folded(self, key: str, ids: Sequence[int], summary: SummaryRow) -> None:

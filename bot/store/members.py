@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiosqlite
-from cachetools import LRUCache
+from lru import LRU
 
 from bot.messages import Scope
 from bot.store.alignment import level_place, record_audit
@@ -43,7 +43,7 @@ class MemberStore:
         self._database = database
         self._clock = clock
         # This process is the only writer: a pick is read once, then kept until changed.
-        self._chosen: LRUCache[tuple[str, str, str], tuple[str, ...]] = LRUCache(
+        self._chosen: LRU[tuple[str, str, str], tuple[str, ...]] = LRU(
             CACHED_MEMBERS)
 
     def forget_cached(self) -> None:

@@ -12,9 +12,9 @@ slip between a read and what is kept of it), and gives each its rows.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from bot.store.connection import Database
 
@@ -23,6 +23,16 @@ log = logging.getLogger(__name__)
 Rows = list[tuple[Any, ...]]
 K = TypeVar("K", bound=tuple[Any, ...])
 V = TypeVar("V")
+K_contra = TypeVar("K_contra", contravariant=True)
+V_contra = TypeVar("V_contra", contravariant=True)
+
+
+class Cache(Protocol[K_contra, V_contra]):
+    """What `cached_read` needs of a cache (an ``lru.LRU``, a dict)."""
+
+    def __contains__(self, key: object, /) -> bool: ...
+
+    def __setitem__(self, key: K_contra, value: V_contra, /) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +45,7 @@ class Read:
 
 
 def cached_read(
-    cache: MutableMapping[K, V], key: K, sql: str, parse: Callable[[Rows], V]
+    cache: Cache[K, V], key: K, sql: str, parse: Callable[[Rows], V]
 ) -> Read | None:
     """The read that fills ``cache[key]`` with ``parse(rows)`` of ``sql`` (``key`` as its
     parameters); None when RAM holds it already. What was cached meanwhile is kept."""

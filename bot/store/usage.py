@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from cachetools import LRUCache
+from lru import LRU
 
 from bot.store.alignment import record_audit
 from bot.store.batch import Statement
@@ -55,7 +55,7 @@ class UsageStore:
         self._clock = clock
         self._written = 0
         # This process is the only writer: budgets are read once, then kept until changed.
-        self._budgets: LRUCache[tuple[str, str], CommunityBudgets] = LRUCache(
+        self._budgets: LRU[tuple[str, str], CommunityBudgets] = LRU(
             CACHED_COMMUNITIES)
 
     def forget_cached(self) -> None:

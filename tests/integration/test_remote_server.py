@@ -128,7 +128,7 @@ async def test_two_servers_serve_two_channels_at_once(
                              adapter.sink(message("Tell me about dogs.", channel="b")))
         await app.router.drain()
         assert backend.pool is not None
-        used = {backend.pool._affinity[key][0].label for key in list(backend.pool._affinity)}
+        used = {backend.pool._affinity[key][0].label for key in backend.pool._affinity.keys()}
     finally:
         await app.stop()
     assert used == {"server 1", "server 2"}

@@ -24,6 +24,7 @@ from collections.abc import AsyncGenerator, Iterable, Sequence
 
 import httpx
 from cachetools import LRUCache
+from lru import LRU
 from pydantic import SecretStr
 
 from bot.backends.base import ChatMessage, GenerationRequest, SamplingRule
@@ -116,7 +117,7 @@ class RemoteBackend(HealthChecks):
         """Exact counts: text -> (tokens, characters it holds in the cache)."""
         self._scale = 1.0
         """How much the estimate undershot the server's own counts (no-tokenizer kinds)."""
-        self._banned: LRUCache[tuple[str, ...], dict[int, float]] = LRUCache(256)
+        self._banned: LRU[tuple[str, ...], dict[int, float]] = LRU(256)
         self._uncounted: dict[str, None] = {}
         self._counting: asyncio.Task[None] | None = None
 

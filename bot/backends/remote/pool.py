@@ -20,9 +20,9 @@ import time
 from collections import Counter
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from cachetools import LRUCache
+from lru import LRU
 
 from bot.backends.remote.client import ServerClient
 from bot.errors import ServerUnavailableError
@@ -38,12 +38,21 @@ BUSY_DEFAULT = 1.0
 BUSY_MAX = 30.0
 
 
-class _Affinity(LRUCache[str, "tuple[Server, int | None]"]):
+if TYPE_CHECKING:
+    _Channels = LRU[str, "tuple[Server, int | None]"]
+else:  # not subscriptable at run time
+    _Channels = LRU
+
+
+class _Affinity(_Channels):
     """Each channel's last server and slot, counting the channels each server holds."""
 
     def __init__(self, maxsize: int) -> None:
-        super().__init__(maxsize)
+        super().__init__(maxsize, self._evicted)
         self.held: Counter[Server] = Counter()
+
+    def _evicted(self, _key: str, value: tuple[Server, int | None]) -> None:
+        self.held[value[0]] -= 1
 
     def __setitem__(self, key: str, value: tuple[Server, int | None]) -> None:
         old = self.get(key)
