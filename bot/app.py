@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from bot.adapter import Adapter
 from bot.backends.base import Backend
@@ -189,13 +189,20 @@ class App:
             except Exception:
                 log.exception("%s adapter failed to stop cleanly", adapter.name)
         self.adapters.clear()
-        await self.router.stop()
+        # Each part stops even when one before it failed: above all the store, whose
+        # connection thread would otherwise keep the process from exiting.
+        parts: list[tuple[str, Callable[[], Awaitable[None]]]] = [("router", self.router.stop)]
         if "queue" in self._started:
-            await self.queue.stop()
+            parts.append(("queue", self.queue.stop))
         if "backend" in self._started:
-            await self.backend.stop()
+            parts.append(("backend", self.backend.stop))
         if "store" in self._started:
-            await self.store.close()
+            parts.append(("store", self.store.close))
+        for name, stop in parts:
+            try:
+                await stop()
+            except Exception:
+                log.exception("the %s failed to stop cleanly", name)
         self._started.clear()
 
     async def __aenter__(self) -> App:

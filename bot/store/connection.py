@@ -218,9 +218,11 @@ class Database:
     async def close(self) -> None:
         """Close the database (committed data is already on disk; queued writes first)."""
         if self._db is not None:
-            await self.writes.drain()
-            db, self._db = self._db, None
-            await db.close()
+            try:
+                await self.writes.drain()
+            finally:
+                db, self._db = self._db, None
+                await db.close()
 
     @property
     def db(self) -> aiosqlite.Connection:

@@ -5,6 +5,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
+from bot.errors import StoreError
+from bot.store import Store
 from tests.helpers.apps import make_app
 from tests.helpers.fake_backend import FakeBackend
 from tests.helpers.recording import RecordingAdapter, message
@@ -41,3 +45,28 @@ async def test_a_reply_past_the_grace_is_stopped_with_a_word(tmp_path: Path) -> 
     (final,) = chat.texts()
     assert final.startswith("Once upon a")
     assert final.endswith("⚠️ cabot is shutting down; the reply was stopped.")
+
+
+class _BreaksOnStop(FakeBackend):
+    async def stop(self) -> None:
+        raise RuntimeError("the model would not unload")
+
+
+async def test_a_part_that_fails_to_stop_does_not_keep_the_store_open(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = make_app(tmp_path, _BreaksOnStop(STORY))
+    chat = RecordingAdapter()
+    await app.start([chat])
+    assert chat.sink is not None
+    await chat.sink(message("tell me a story"))
+    await app.router.drain()
+    await app.stop()
+    assert "the backend failed to stop cleanly" in caplog.text
+    # The store closed all the same (its connection thread would keep the process alive),
+    # and what was said is in the file.
+    with pytest.raises(StoreError):
+        _ = app.store.database.db
+    async with Store(tmp_path / "cabot.db") as store:
+        assert [role for role, _ in await store.conversations.history(
+            message("x").scope, 10)] == ["user", "assistant"]
