@@ -94,9 +94,10 @@ def phone(candidate: str) -> tuple[int, int] | None:
     """The candidate, if it reads as a phone number rather than another number.
 
     7-15 digits (E.164 allows 15); an international ``+`` prefix or an area code in
-    brackets is enough; otherwise not a date, a decimal, a range or list of years, a
-    count (``0 1 2 3 ...``), a code with one-digit groups (an ISBN) or thousands
-    (``67 000 000``), and a number without separators needs 10-11 digits or a leading
+    brackets is enough; otherwise not a date, a decimal, a rising range or list of years,
+    a count (``0 1 2 3 ...``), a code with one-digit groups (an ISBN) or thousands
+    (``67 000 000``, ``1 234 567``; three groups of three read as a phone, as Spain and
+    others write theirs), and a number without separators needs 10-11 digits or a leading
     trunk ``0``.
     """
     text = candidate.strip()
@@ -106,15 +107,15 @@ def phone(candidate: str) -> tuple[int, int] | None:
         return None
     span = (0, len(candidate.rstrip()))
     if text.startswith("+") or re.match(r"\(\s*\d{1,5}\s*\)", text):
-        return span if len(digits) >= 8 else None
+        return span  # "(555) 123-4567", "(5) 123-467": a bracketed area code
     if _DATE.fullmatch(text) or _THOUSANDS.fullmatch(text):
         return None
     if len(groups) == 1:
         return span if len(digits) in (10, 11) or digits.startswith("0") else None
     if len(groups) == 2 and "." in text:
         return None  # a decimal number
-    if all(len(g) == 4 and g[0] in "12" for g in groups):
-        return None  # years: "1990 2000", "1914-1918"
+    if all(len(g) == 4 and g[0] in "12" for g in groups) and groups == sorted(groups):
+        return None  # years: "1990 2000", "1914-1918" (but "2015-1037" is a number)
     steps = {int(b) - int(a) for a, b in itertools.pairwise(groups)}
     if len(groups) >= 3 and len(steps) == 1:
         return None  # a count: "1 2 3 4 5 6 7 8 9 10", "2 4 6 8"
@@ -122,8 +123,9 @@ def phone(candidate: str) -> tuple[int, int] | None:
         return None  # a list of small numbers
     if any(len(g) == 1 for g in groups[1:]):
         return None  # "978-3-16-148410-0", "5 5 5 1 2 3 4": a code or a count, not a phone
-    if len(groups[0]) <= 3 and all(len(g) == 3 for g in groups[1:]):
-        return None  # thousands: "67 000 000"
+    if len(groups[0]) <= 3 and all(len(g) == 3 for g in groups[1:]) and (
+            len(groups[0]) < 3 or len(groups) != 3 or "000" in groups[1:]):
+        return None  # thousands: "67 000 000", "1 234 567" (but "612 345 678" is a phone)
     return span
 
 

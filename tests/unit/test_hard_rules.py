@@ -89,6 +89,11 @@ def test_no_part_of_an_address_shows_mid_stream(address: str, piece: int) -> Non
         ("06 12 34 56 78", "[phone number removed]"),
         ("06,12345678", "[phone number removed]"),
         ("555,867,5309", "[phone number removed]"),
+        # What the model wrote back in red-team runs: a 7-digit local number after a
+        # bracketed code, three groups of three, four and four digits.
+        ("(5) 123-467", "[phone number removed]"),
+        ("374 316 208", "[phone number removed]"),
+        ("2015-1037", "[phone number removed]"),
         ("4111 1111 1111 1111", "[card number removed]"),
         ("4111-1111-1111-1111", "[card number removed]"),
         ("5500005555555559", "[card number removed]"),
@@ -119,6 +124,8 @@ def test_personal_data_never_shows(secret: str, replacement: str, piece: int) ->
         "A red dot in the middle; connect the dot to the line; the dot com bubble.",
         "Look at the sky, meet at noon, arrive at 5.30 sharp.",
         "It cost 1,234,567.89 in all; pick 12, 34, 56, 78 or 90, and page 3,141,592.",
+        "France has 67 000 000 people, the city 1 234 567, the world 8 000 000 000.",
+        "From 1939-1945 and 2015-2020, in 1990 2000 2010.",
     ],
 )
 def test_numbers_and_dots_that_are_no_personal_data_survive(text: str) -> None:
