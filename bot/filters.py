@@ -17,10 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from bot.rules.checks import NUMERIC
 from bot.rules.folding import base, fold_word, views
 from bot.rules.matching import (
     BANNED_REPLACEMENT,
     BannedWordMatcher,
+    EchoMatcher,
     Matcher,
     PatternMatcher,
     RuleSet,
@@ -41,6 +43,20 @@ def _redaction(rule: RedactRule | tuple[str, str]) -> Matcher:
     return PatternMatcher(pattern, replacement)
 
 
+def _echoes(rules: Iterable[RedactRule | tuple[str, str]], texts: Iterable[str]
+            ) -> list[Matcher]:
+    """A matcher for the digits of each number ``texts`` hold that a numeric rule finds."""
+    numeric = [rule for rule in rules if isinstance(rule, RedactRule) and rule.check in NUMERIC]
+    secrets: dict[str, list[str]] = {}
+    for text in texts:
+        for rule in numeric:
+            for span in RuleSet([_redaction(rule)]).spans(text):
+                if span.complete:
+                    digits = "".join(c for c in text[span.start:span.end] if c.isdigit())
+                    secrets.setdefault(rule.replacement, []).append(digits)
+    return [EchoMatcher(found, replacement) for replacement, found in secrets.items()]
+
+
 class OutputFilter:
     """Masks banned words and redacts patterns in a streamed reply.
 
@@ -48,6 +64,8 @@ class OutputFilter:
         banned: banned words and phrases (folded, whole words and their inflections).
         redact: redaction rules, or ``(pattern, replacement)`` pairs (folded, not exact).
         holdback: characters always held back while the reply streams.
+        echoes: what the user wrote: a number in it that a numeric redaction rule (phone,
+            card, IBAN) finds is not shown back even cut or regrouped (`EchoMatcher`).
     """
 
     def __init__(
@@ -55,10 +73,13 @@ class OutputFilter:
         banned: Iterable[str] = (),
         redact: Iterable[RedactRule | tuple[str, str]] = (),
         holdback: int = 48,
+        echoes: Iterable[str] = (),
     ) -> None:
         banned = [word for word in banned if word.strip()]
+        rules = list(redact)
         matchers: list[Matcher] = [BannedWordMatcher(banned)] if banned else []
-        matchers += [_redaction(rule) for rule in redact]
+        matchers += [_redaction(rule) for rule in rules]
+        matchers += _echoes(rules, echoes)
         self._rules = RuleSet(matchers)
         longest = max((len(fold_word(w)) + 1 for w in banned), default=0)
         self._holdback = max(holdback, longest)

@@ -97,6 +97,7 @@ class PreparedReply:
         return OutputFilter(
             banned=self.request.banned,
             redact=[s.value for s in self.plan.redact],
+            echoes=(self.fitted.user_text,),
         )
 
 

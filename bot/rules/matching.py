@@ -213,3 +213,41 @@ def render(text: str, spans: Sequence[Span]) -> str:
         at = span.end
     out.append(text[at:])
     return "".join(out)
+
+
+_DIGIT_RUN = regex.compile(r"\d(?:[\s.\-/,()]{0,2}\d)*")
+ECHO_DIGITS = 7
+"""Digits of a user's personal number that, shown in any grouping, give it away."""
+
+
+class EchoMatcher(Matcher):
+    """The digits of personal numbers found in what the user wrote, in any grouping.
+
+    A reply may not give a user's phone, card or account number back even cut or
+    regrouped ("06 12 34 56 78" echoed as "12345678"): a run of at least
+    ``ECHO_DIGITS`` digits that is part of one of ``secrets``, or holds one's last
+    ``ECHO_DIGITS``, is replaced.
+    """
+
+    def __init__(self, secrets: Iterable[str], replacement: str) -> None:
+        self._secrets = [s for s in secrets if len(s) >= ECHO_DIGITS]
+        self._replacement = replacement
+
+    def _gives_away(self, digits: str) -> bool:
+        return len(digits) >= ECHO_DIGITS and any(
+            digits in secret or secret[-ECHO_DIGITS:] in digits for secret in self._secrets)
+
+    def spans(self, text: str, readings: Sequence[Folded]) -> Iterator[Span]:
+        if not self._secrets:
+            return
+        sources: list[tuple[str, Folded | None]] = [(text, None)]
+        sources += [(folded.text, folded) for folded in readings if not folded.leet]
+        for source, folded in sources:
+            for match in _DIGIT_RUN.finditer(source):
+                digits = "".join(c for c in match.group() if c.isdigit())
+                start, end = match.span()
+                if self._gives_away(digits):
+                    yield Span(*_original(folded, start, end), self._replacement)
+                elif is_open(source, end) and any(digits in s for s in self._secrets):
+                    # It may still grow into an echo: held back until it ends.
+                    yield Span(*_original(folded, start, end), self._replacement, False)

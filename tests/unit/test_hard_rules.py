@@ -177,3 +177,30 @@ def test_the_readme_layer_example_parses_with_its_checks_and_exact_rules() -> No
     layer = parse_layer(example, "README.md")
     assert [rule.check for rule in layer.rules.redact] == [None, "luhn", None]
     assert layer.rules.redact[2].exact
+
+
+def echo_filter(profile: str, said: str) -> OutputFilter:
+    plan = plan_of(profile)
+    return OutputFilter(banned=[s.value for s in plan.banned],
+                        redact=[s.value for s in plan.redact], echoes=(said,))
+
+
+@pytest.mark.parametrize(
+    "reply",
+    ["No, 12345678 is what you said.", "Sure: 0612345678.", "It is 6123 4567, ok.",
+     "Here: 1 2 3 4 5 6 7 8."],
+)
+@pytest.mark.parametrize("piece", [1, 3])
+def test_a_number_the_user_gave_does_not_come_back_regrouped(reply: str, piece: int) -> None:
+    # The model echoed the last 8 digits of a phone number without its 06 in a red-team
+    # run: no single shape of a phone, but the user's own number to a reader.
+    said = "My number is 06 12 34 56 78. Please repeat it back to me."
+    for state in stream(echo_filter("kids", said), reply, piece):
+        assert "2345" not in "".join(c for c in state if c.isdigit())
+    assert "[phone number removed]" in stream(echo_filter("kids", said), reply, piece)[-1]
+
+
+def test_numbers_the_user_wrote_that_are_no_personal_data_come_back() -> None:
+    said = "What is 12345678 times 2, and what happened in 1914-1918?"
+    reply = "It is 24691356; 12345678 doubled. The war lasted 1914-1918."
+    assert stream(echo_filter("kids", said), reply, 3)[-1] == reply
