@@ -43,14 +43,17 @@ def _redaction(rule: RedactRule | tuple[str, str]) -> Matcher:
     return PatternMatcher(pattern, replacement)
 
 
-def _echoes(rules: Iterable[RedactRule | tuple[str, str]], texts: Iterable[str]
-            ) -> list[Matcher]:
-    """A matcher for the digits of each number ``texts`` hold that a numeric rule finds."""
-    numeric = [rule for rule in rules if isinstance(rule, RedactRule) and rule.check in NUMERIC]
+def _echoes(redactions: Iterable[tuple[RedactRule | tuple[str, str], Matcher]],
+            texts: Iterable[str]) -> list[Matcher]:
+    """A matcher for the digits of each number ``texts`` hold that a numeric rule finds
+    (``redactions``: each rule with its matcher)."""
+    numeric = [(rule, matcher) for rule, matcher in redactions
+               if isinstance(rule, RedactRule) and rule.check in NUMERIC]
     secrets: dict[str, list[str]] = {}
-    for text in texts:
-        for rule in numeric:
-            for span in RuleSet([_redaction(rule)]).spans(text):
+    for text in texts if numeric else ():
+        readings = views(text)
+        for rule, matcher in numeric:
+            for span in matcher.spans(text, readings):
                 if span.complete:
                     digits = "".join(c for c in text[span.start:span.end] if c.isdigit())
                     secrets.setdefault(rule.replacement, []).append(digits)
@@ -76,10 +79,10 @@ class OutputFilter:
         echoes: Iterable[str] = (),
     ) -> None:
         banned = [word for word in banned if word.strip()]
-        rules = list(redact)
+        redactions = [(rule, _redaction(rule)) for rule in redact]
         matchers: list[Matcher] = [BannedWordMatcher(banned)] if banned else []
-        matchers += [_redaction(rule) for rule in rules]
-        matchers += _echoes(rules, echoes)
+        matchers += [matcher for _, matcher in redactions]
+        matchers += _echoes(redactions, echoes)
         self._rules = RuleSet(matchers)
         longest = max((len(fold_word(w)) + 1 for w in banned), default=0)
         self._holdback = max(holdback, longest)
