@@ -254,7 +254,9 @@ class ProfileResolver:
                                           generation)
             self._resolved[key] = (generation, self._resolve(shared, stored.bindings))
 
-        reads.append(self._alignment.place_read(scope, keep))
+        read = self._alignment.place_read(scope, keep)
+        if read is not None:
+            reads.append(read)
         return reads
 
     def _resolve(self, shared: _Community, bindings: Mapping[Level, Binding]) -> Resolved:

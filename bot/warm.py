@@ -2,9 +2,11 @@
 
 A reply reads its community's budgets, its place's alignment, its author's personal
 layers and its place's memory; each is cached once read. For a place no message touched
-since start-up those are four queries, and each a round trip to aiosqlite's thread.
-`warm_place` asks every cache what it would read and reads it all at once
-(`bot.store.reads`), so the reply then finds everything in RAM.
+since start-up those are up to four queries (fewer where RAM knows a table holds nothing
+for it: `bot.store.alignment_index`, `bot.store.reads.KeySet`), each a round trip to
+aiosqlite's thread. `warm_place` asks every cache what it would read and reads it all at
+once, with the writes and reads other replies queued meanwhile (`bot.store.reads`), so
+the reply then finds everything in RAM.
 """
 
 from __future__ import annotations
@@ -33,5 +35,5 @@ async def warm_place(store: Store, resolver: ProfileResolver, message: IncomingM
     read = store.conversations.memory_read(scope, turns)
     if read is not None:
         reads.append(read)
-    if len(reads) > 1:  # one read alone is as cheap made by its own cache
+    if reads:  # even one: it joins the batch of writes queued now (one round trip for all)
         await read_together(store.database, reads)

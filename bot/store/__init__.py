@@ -82,6 +82,9 @@ class Store:
             StoreError: the file cannot be opened.
         """
         await self.database.open()
+        await self.alignment.load()
+        await self.members.load()
+        await self.usage.load()
 
     async def close(self) -> None:
         """Close the database (committed data is already on disk)."""
@@ -96,8 +99,8 @@ class Store:
             return await move_community(self.database, self.alignment, self.conversations,
                                         platform, old, new, actor, self._clock())
         finally:
-            self.members.forget_cached()
-            self.usage.forget_cached()
+            self.members.forget_cached(platform, old, new)
+            self.usage.forget_cached(platform, old, new)
 
     async def __aenter__(self) -> Store:
         await self.open()

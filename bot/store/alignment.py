@@ -6,6 +6,8 @@ can cache what they derive from this data.
 
 Reads are one ``aiosqlite`` call each (``execute_fetchall``): a call is a round trip to
 the connection's thread, and a place's whole alignment is read in one (`place_alignment`).
+While there are few enough, every binding is also kept in RAM (`bot.store.alignment_index`)
+and a place's alignment costs no query unless its community has rows of its own.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 import aiosqlite
 
 from bot.messages import Scope
+from bot.store.alignment_index import AlignmentIndex, Fresh
 from bot.store.alignment_rows import (
     BINDINGS_SQL,
     COMMUNITY_SQL,
+    NO_OWN_ROWS,
     PLACE_SQL,
     binding_from,
     bindings_from,
@@ -90,6 +94,17 @@ class AlignmentStore:
         readers can cache what they derive from them (this process is the only writer)."""
         self._changed: dict[tuple[str, str], int] = {}
         self._forgotten = 0
+        self._index = AlignmentIndex()
+
+    async def load(self) -> None:
+        """Keep every binding in RAM, if few enough (when the store opens)."""
+        async with self._database.locked() as db:
+            await self._index.load(db)
+
+    @property
+    def bindings_kept(self) -> int:
+        """How many bindings RAM holds (`bot.store.alignment_index`)."""
+        return self._index.kept
 
     def changed_at(self, platform: str, community: str) -> int:
         """The `generation` its latest alignment write left (an upper bound).
@@ -102,6 +117,8 @@ class AlignmentStore:
     def mark_changed(self, platform: str, *communities: str) -> None:
         """Bump `generation`, and record that these communities' alignment changed."""
         self.generation += 1
+        for community in communities:
+            self._index.forget(platform, community)
         if len(self._changed) + len(communities) > CHANGES_KEPT:
             self._changed.clear()
             self._forgotten = self.generation  # every community may have changed
@@ -111,13 +128,17 @@ class AlignmentStore:
     @asynccontextmanager
     async def _write(self, platform: str, community: str
                      ) -> AsyncIterator[aiosqlite.Connection]:
+        fresh: Fresh | None = None
         try:
             async with self._database.transaction(durable=True) as db:
                 yield db
+                fresh = await self._index.read(db, platform, community)
         finally:
             # Any write, even one whose COMMIT was interrupted, invalidates what readers
             # derived from the data before it.
             self.mark_changed(platform, community)
+        if fresh is not None:  # committed
+            self._index.install(fresh)
 
     def write(self, platform: str, community: str
               ) -> AbstractAsyncContextManager[aiosqlite.Connection]:
@@ -129,13 +150,30 @@ class AlignmentStore:
 
     async def place_alignment(self, scope: Scope) -> PlaceAlignment:
         """The bindings that apply to ``scope`` and its community's locks, layers and
-        profiles, in one query."""
+        profiles, in one query (none when RAM holds the bindings and the community has no
+        rows of its own)."""
+        known = self._index.known(scope)
+        if known is not None:
+            return PlaceAlignment(known.bindings, await self.community_alignment(
+                scope.platform, scope.community) if known.own_rows else NO_OWN_ROWS)
         return place_from(scope, [tuple(row) for row in await self._database.db.execute_fetchall(
             PLACE_SQL, place_params(scope))])
 
-    def place_read(self, scope: Scope, keep: Callable[[PlaceAlignment], None]) -> Read:
-        """`place_alignment` as a read for `bot.store.reads`; ``keep`` is given the result."""
-        return Read(PLACE_SQL, place_params(scope), lambda rows: keep(place_from(scope, rows)))
+    def place_read(self, scope: Scope, keep: Callable[[PlaceAlignment], None]) -> Read | None:
+        """`place_alignment` as a read for `bot.store.reads`; ``keep`` is given the result.
+
+        None when no query is needed: ``keep`` had it from RAM already.
+        """
+        known = self._index.known(scope)
+        if known is None:
+            return Read(PLACE_SQL, place_params(scope),
+                        lambda rows: keep(place_from(scope, rows)))
+        if not known.own_rows:
+            keep(PlaceAlignment(known.bindings, NO_OWN_ROWS))
+            return None
+        bindings = known.bindings
+        return Read(COMMUNITY_SQL, (scope.platform, scope.community),
+                    lambda rows: keep(PlaceAlignment(bindings, community_from(rows))))
 
     async def community_alignment(self, platform: str, community: str) -> CommunityAlignment:
         """A community's locks, layers and profiles, in one query."""
@@ -147,6 +185,9 @@ class AlignmentStore:
 
     async def bindings_for(self, scope: Scope) -> dict[Level, Binding]:
         """The bindings at each level that applies to ``scope``."""
+        known = self._index.known(scope)
+        if known is not None:
+            return known.bindings
         rows = await self._database.db.execute_fetchall(BINDINGS_SQL, place_params(scope))
         return bindings_from(scope, (tuple(row) for row in rows))
 

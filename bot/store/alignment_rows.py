@@ -96,7 +96,7 @@ def community_from(rows: Iterable[tuple[Any, ...]]) -> CommunityAlignment:
 PLACE_SQL = f"{BINDINGS_SQL} UNION ALL {COMMUNITY_SQL}"
 
 
-_NOTHING = CommunityAlignment()
+NO_OWN_ROWS = CommunityAlignment()
 """What most communities hold besides bindings (one value for all of them)."""
 
 
@@ -105,7 +105,7 @@ def place_from(scope: Scope, rows: list[tuple[Any, ...]]) -> PlaceAlignment:
     others = [row for row in rows if row[0] != "binding"]
     return PlaceAlignment(
         bindings=bindings_from(scope, (row for row in rows if row[0] == "binding")),
-        community=community_from(others) if others else _NOTHING,
+        community=community_from(others) if others else NO_OWN_ROWS,
     )
 
 

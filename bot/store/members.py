@@ -20,7 +20,7 @@ from bot.messages import Scope
 from bot.store.alignment import level_place, record_audit
 from bot.store.connection import Database
 from bot.store.models import Actor, Level
-from bot.store.reads import Read, cached_read
+from bot.store.reads import KeySet, Read, cached_read
 
 LEVELS: tuple[Level, ...] = ("community", "channel", "thread")
 CACHED_MEMBERS = 65_536
@@ -45,10 +45,20 @@ class MemberStore:
         # This process is the only writer: a pick is read once, then kept until changed.
         self._chosen: LRU[tuple[str, str, str], tuple[str, ...]] = LRU(
             CACHED_MEMBERS)
+        self._picked: KeySet[tuple[str, str, str]] = KeySet(
+            "SELECT platform, community, user_id FROM personal_layers")
+        """The members who picked personal layers (most pick none: nothing to read)."""
 
-    def forget_cached(self) -> None:
-        """Drop the picks kept in RAM (after a community moved)."""
+    async def load(self) -> None:
+        """Learn which members picked personal layers (when the store opens)."""
+        async with self._database.locked() as db:
+            await self._picked.load(db)
+
+    def forget_cached(self, platform: str, *moved: str) -> None:
+        """Drop the picks kept in RAM: the communities ``moved`` moved."""
         self._chosen.clear()
+        for community in moved:
+            self._picked.unsure(platform, community)
 
     # -- what moderators allow ---------------------------------------------------------
 
@@ -106,6 +116,8 @@ class MemberStore:
     async def chosen(self, platform: str, community: str, user: str) -> tuple[str, ...]:
         """The layers ``user`` picked for themself in a community (empty: none)."""
         key = (platform, community, user)
+        if not self._picked.may_have(key):
+            return ()
         cached = self._chosen.get(key)
         if cached is not None:
             return cached
@@ -117,6 +129,8 @@ class MemberStore:
 
     def chosen_read(self, platform: str, community: str, user: str) -> Read | None:
         """The read `chosen` would make, for `bot.store.reads`; None when RAM holds it."""
+        if not self._picked.may_have((platform, community, user)):
+            return None
         return cached_read(self._chosen, (platform, community, user), _CHOSEN_SQL, _picked)
 
     async def choose(
@@ -130,6 +144,7 @@ class MemberStore:
         async with self._database.transaction(durable=True) as db:
             old = await _chosen(db, platform, community, actor.id)
             if layers:
+                self._picked.add(key)
                 await db.execute(
                     "INSERT OR REPLACE INTO personal_layers VALUES (?, ?, ?, ?, ?)",
                     (platform, community, actor.id, json.dumps(list(layers)), now),

@@ -14,7 +14,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
+
+import aiosqlite
 
 from bot.store.connection import Database
 
@@ -23,6 +25,8 @@ log = logging.getLogger(__name__)
 Rows = list[tuple[Any, ...]]
 K = TypeVar("K", bound=tuple[Any, ...])
 V = TypeVar("V")
+KEYS_KEPT = 100_000
+"""Keys a `KeySet` holds at most; a table with more is read place by place."""
 K_contra = TypeVar("K_contra", contravariant=True)
 V_contra = TypeVar("V_contra", contravariant=True)
 
@@ -33,6 +37,51 @@ class Cache(Protocol[K_contra, V_contra]):
     def __contains__(self, key: object, /) -> bool: ...
 
     def __setitem__(self, key: K_contra, value: V_contra, /) -> None: ...
+
+
+class KeySet(Generic[K]):
+    """The keys a small table has rows for, whole in RAM: a key not in it has no rows, so a
+    place not seen before costs no query there (most communities set no budget, most
+    members pick no personal layers).
+
+    Each key starts with its platform and community. `load` reads every key when the store
+    opens; a table with more than ``limit`` keys is not kept (every key may have rows, and
+    is read). Writers `add` a key before its row is inserted, under the write lock, so a
+    reader never misses a row; a removed row may leave its key behind, which only costs a
+    read. A community whose rows moved in is `unsure` until the next `load`.
+    """
+
+    def __init__(self, sql: str, limit: int | None = None) -> None:
+        self._sql = sql
+        """Selects every key the table holds (each once)."""
+        self._limit = KEYS_KEPT if limit is None else limit
+        self._keys: set[K] | None = None
+        """None: not loaded, or too many to keep."""
+        self._unsure: set[tuple[Any, ...]] = set()
+
+    async def load(self, db: aiosqlite.Connection) -> None:
+        """Read every key the table holds (under the write lock, or before any writer)."""
+        rows = await db.execute_fetchall(f"{self._sql} LIMIT {self._limit + 1}")
+        keys: set[Any] = {tuple(row) for row in rows}
+        self._keys = keys if len(keys) <= self._limit else None
+        self._unsure.clear()
+
+    def may_have(self, key: K) -> bool:
+        """Whether the table may hold rows for ``key`` (False: it holds none)."""
+        return self._keys is None or key in self._keys or key[:2] in self._unsure
+
+    def add(self, key: K) -> None:
+        """Note that ``key`` may have rows from now on (call before inserting them)."""
+        if self._keys is not None:
+            self._keys.add(key)
+            if len(self._keys) > self._limit:
+                self._keys = None
+
+    def unsure(self, platform: str, community: str) -> None:
+        """Any key of this community may have rows (they moved here: `bot.store.moves`)."""
+        self._unsure.add((platform, community))
+        if len(self._unsure) > self._limit:
+            self._keys = None
 
 
 @dataclass(frozen=True, slots=True)

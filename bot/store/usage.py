@@ -20,7 +20,7 @@ from bot.store.alignment import record_audit
 from bot.store.batch import Statement
 from bot.store.connection import Database
 from bot.store.models import Actor
-from bot.store.reads import Read, cached_read
+from bot.store.reads import KeySet, Read, cached_read
 
 BudgetKind = Literal["user", "community"]
 """A community's budget for each member (``user``), or for everyone together."""
@@ -57,10 +57,20 @@ class UsageStore:
         # This process is the only writer: budgets are read once, then kept until changed.
         self._budgets: LRU[tuple[str, str], CommunityBudgets] = LRU(
             CACHED_COMMUNITIES)
+        self._budgeted: KeySet[tuple[str, str]] = KeySet(
+            "SELECT DISTINCT platform, community FROM budgets")
+        """The communities that set a budget (most set none: nothing to read)."""
 
-    def forget_cached(self) -> None:
-        """Drop the budgets kept in RAM (after a community moved)."""
+    async def load(self) -> None:
+        """Learn which communities set a budget (when the store opens)."""
+        async with self._database.locked() as db:
+            await self._budgeted.load(db)
+
+    def forget_cached(self, platform: str, *moved: str) -> None:
+        """Drop the budgets kept in RAM: the communities ``moved`` moved."""
         self._budgets.clear()
+        for community in moved:
+            self._budgeted.unsure(platform, community)
 
     def now(self) -> float:
         """The store's clock (wall time: usage outlives the process)."""
@@ -110,6 +120,8 @@ class UsageStore:
 
     async def budgets(self, platform: str, community: str) -> CommunityBudgets:
         """The budgets a community set."""
+        if not self._budgeted.may_have((platform, community)):
+            return _UNSET
         cached = self._budgets.get((platform, community))
         if cached is not None:
             return cached
@@ -121,6 +133,8 @@ class UsageStore:
 
     def budgets_read(self, platform: str, community: str) -> Read | None:
         """The read `budgets` would make, for `bot.store.reads`; None when RAM holds it."""
+        if not self._budgeted.may_have((platform, community)):
+            return None
         return cached_read(self._budgets, (platform, community), _BUDGETS_SQL, _budgets)
 
     async def set_budget(
@@ -144,6 +158,7 @@ class UsageStore:
                     (platform, community, kind),
                 )
             else:
+                self._budgeted.add((platform, community))
                 await db.execute("INSERT OR REPLACE INTO budgets VALUES (?, ?, ?, ?, ?, ?)",
                                  (platform, community, kind, tokens, actor.name, now))
             if old != tokens:

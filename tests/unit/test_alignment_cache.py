@@ -4,9 +4,12 @@ many places the caches hold."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import bot.store.alignment
+import bot.store.alignment_index
 from bot.app import App
 from bot.messages import IncomingMessage, Scope
 from bot.resolution import ProfileResolver
@@ -166,3 +169,116 @@ async def test_a_change_is_seen_by_the_next_message_there_with_every_place_cache
     # Elsewhere nothing changed.
     await app.router.handle(chat, message("elsewhere", channel="c8", community="guild-8"))
     assert formal not in backend.requests[-1].messages[0].content
+
+
+async def reopened(store: Store, tmp_path: Path) -> Store:
+    """The same file opened again, as after a restart (the caller closes it)."""
+    await store.database.writes.drain()
+    again = Store(tmp_path / "cabot.db")
+    await again.open()
+    return again
+
+
+async def test_bindings_kept_in_ram_answer_a_new_place_without_a_query(
+    store: Store, tmp_path: Path
+) -> None:
+    for community in range(3):
+        await store.alignment.bind(place(1, community), "channel", MOD, profile="kids")
+    await store.alignment.bind(place(2, 1), "community", MOD, profile="researcher")
+    await store.alignment.bind(place(5, 2, thread="t"), "thread", MOD, profile="storyteller")
+    again = await reopened(store, tmp_path)
+    try:
+        assert again.alignment.bindings_kept == 5
+        resolver = resolver_on(again)
+        statements = await statements_of(again)
+        assert (await resolver.resolve(place(1, 2))).profile == "kids"
+        assert (await resolver.resolve(place(9, 1))).profile == "researcher"
+        assert (await resolver.resolve(place(1, 1))).profile == "kids"
+        assert (await resolver.resolve(place(5, 2, thread="t"))).profile == "storyteller"
+        assert (await resolver.resolve(place(5, 2))).profile == "default"
+        assert (await resolver.resolve(place(1, 7))).profile == "default"
+        assert statements == []
+    finally:
+        await again.close()
+
+
+async def test_a_community_with_rows_of_its_own_still_reads_them(
+    store: Store, tmp_path: Path
+) -> None:
+    await store.alignment.lock("test", "guild-3", ("concise",), MOD)
+    again = await reopened(store, tmp_path)
+    try:
+        resolver = resolver_on(again)
+        statements = await statements_of(again)
+        assert "concise" in (await resolver.resolve(place(1, 3))).plan.layers
+        assert len(statements) == 1
+        assert "concise" not in (await resolver.resolve(place(1, 4))).plan.layers
+        assert len(statements) == 1
+    finally:
+        await again.close()
+
+
+async def every_place_as_sqlite_has_it(store: Store, tmp_path: Path,
+                                       scopes: list[Scope]) -> list[object]:
+    """What a store that keeps no binding in RAM reads for ``scopes``."""
+    await store.database.writes.drain()
+    reader = Store(tmp_path / "cabot.db")
+    await reader.database.open()  # no load: every place is read from the file
+    try:
+        assert reader.alignment.bindings_kept == 0
+        return [await reader.alignment.place_alignment(scope) for scope in scopes]
+    finally:
+        await reader.close()
+
+
+async def test_what_ram_keeps_stays_what_the_file_holds_through_every_kind_of_change(
+    store: Store, tmp_path: Path
+) -> None:
+    alignment = store.alignment
+    scopes = [place(c, g, thread) for c in (1, 2) for g in (1, 2, 3) for thread in (None, "t")]
+
+    async def same() -> None:
+        assert [await alignment.place_alignment(s) for s in scopes] == (
+            await every_place_as_sqlite_has_it(store, tmp_path, scopes))
+        for scope in scopes:
+            assert await alignment.bindings_for(scope) == (
+                await alignment.place_alignment(scope)).bindings
+
+    await alignment.bind(place(1, 1), "channel", MOD, profile="kids")
+    await alignment.bind(place(1, 1, "t"), "thread", MOD, layers=("base", "concise"))
+    await alignment.bind(place(2, 1), "community", MOD, profile="researcher")
+    assert alignment.bindings_kept == 3
+    await same()
+    await alignment.bind(place(1, 1), "channel", MOD, profile="storyteller")  # replaced
+    await alignment.bind(place(1, 1, "t"), "thread", MOD)  # reset
+    await alignment.lock("test", "guild-2", ("concise",), MOD)
+    await alignment.save_custom_layer(
+        "test", "guild-3", "pirate", 'name = "pirate"\ndescription = "Arr."\n', MOD)
+    await same()
+    first = await store.versions.place_version(place(1, 1), "channel", 1)
+    assert first is not None
+    await store.versions.restore_place(place(1, 1), "channel", first, MOD)  # kids again
+    await alignment.unlock("test", "guild-2", ("concise",), MOD)
+    await same()
+    assert await store.move_community("test", "guild-1", "guild-2", MOD)
+    await same()
+    await alignment.bind(place(2, 2), "channel", MOD, profile="kids")  # known again
+    await same()
+    assert alignment.bindings_kept == 3
+
+
+async def test_past_its_bound_every_place_is_read_from_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bot.store.alignment_index, "BINDINGS_KEPT", 2)
+    async with Store(tmp_path / "cabot.db") as store:
+        for channel in range(3):
+            await store.alignment.bind(place(channel), "channel", MOD, profile="kids")
+        assert store.alignment.bindings_kept == 0  # the third was one too many
+        resolver = resolver_on(store)
+        assert all([(await resolver.resolve(place(c))).profile == "kids" for c in range(3)])
+    async with Store(tmp_path / "cabot.db") as store:
+        assert store.alignment.bindings_kept == 0
+        statements = await statements_of(store)
+        assert (await resolver_on(store).resolve(place(2))).profile == "kids"
+        assert len(statements) == 1
