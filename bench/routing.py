@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -211,9 +212,11 @@ def fill(path: Path, channels: int, communities: int) -> None:
             ((s.key(), "They greeted each other and asked what the bot thinks of things.",
               20, now) for s in scopes),
         )
+        ids = itertools.count(1)
         db.executemany(
-            "INSERT INTO history (scope, role, content, at, author) VALUES (?, ?, ?, ?, ?)",
-            ((scope.key(), role, content, now, author)
+            "INSERT INTO history (scope, id, role, content, at, author) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            ((scope.key(), next(ids), role, content, now, author)
              for index, (role, content, author) in enumerate(remembered())
              for channel, scope in enumerate(scopes) if index < kept(channel)),
         )

@@ -83,6 +83,7 @@ class Store:
         """
         await self.database.open()
         await self.alignment.load()
+        await self.conversations.load()
         await self.members.load()
         await self.usage.load()
 

@@ -166,6 +166,28 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (platform, community, name)
     );
     """,
+    # 7: each place's memory in one run of pages (its rows ordered by place, then id), so
+    # a place read for the first time costs a page or two, not a page per turn; the ids
+    # are handed out by cabot; history_ids keeps the next one, committed with every insert
+    # (so after a crash no id is handed out twice).
+    """
+    CREATE TABLE history_ids (next INTEGER NOT NULL);
+    INSERT INTO history_ids SELECT MAX(
+        COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'history'), 0),
+        COALESCE((SELECT MAX(id) FROM history), 0)) + 1;
+    CREATE TABLE history_by_place (
+        scope TEXT NOT NULL, id INTEGER NOT NULL, role TEXT NOT NULL,
+        content TEXT NOT NULL, at REAL NOT NULL, author TEXT,
+        PRIMARY KEY (scope, id)
+    ) WITHOUT ROWID;
+    INSERT INTO history_by_place
+        SELECT scope, id, role, content, at, author FROM history ORDER BY scope, id;
+    DROP TABLE history;
+    ALTER TABLE history_by_place RENAME TO history;
+    CREATE TRIGGER history_next_id AFTER INSERT ON history BEGIN
+        UPDATE history_ids SET next = max(next, NEW.id + 1);
+    END;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 MMAP_BYTES = 256 * 1024 * 1024

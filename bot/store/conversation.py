@@ -8,6 +8,7 @@ data, so no write here invalidates what readers derive from bindings and profile
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -17,6 +18,7 @@ from typing import Any
 import aiosqlite
 from lru import LRU
 
+from bot.errors import StoreError
 from bot.messages import Scope
 from bot.store.alignment import level_place, record_audit
 from bot.store.batch import Statement
@@ -36,13 +38,14 @@ Row = tuple[int, str, str, str | None]
 SummaryRow = tuple[str, int, float]
 """A place's summary of older turns: its text, how many turns it covers, when written."""
 
-# A place's memory in one query: its newest turns (?2 of them), how many it has, and its
-# summary, each row a kind and four values.
+# A place's memory in one query and one row: its newest turns (?2 of them, newest first) as
+# a JSON array of [id, role, content, author], how many it has, and its summary (or NULL):
+# one row to hand over from SQLite, however many turns it holds.
 _MEMORY_SQL = (
-    "SELECT 'turn', id, role, content, author FROM (SELECT id, role, content, author "
-    "FROM history WHERE scope=?1 ORDER BY id DESC LIMIT ?2) "
-    "UNION ALL SELECT 'count', COUNT(*), NULL, NULL, NULL FROM history WHERE scope=?1 "
-    "UNION ALL SELECT 'summary', turns, text, at, NULL FROM summaries WHERE scope=?1"
+    "SELECT (SELECT json_group_array(json_array(id, role, content, author)) FROM "
+    "(SELECT id, role, content, author FROM history WHERE scope=?1 ORDER BY id DESC LIMIT ?2)), "
+    "(SELECT COUNT(*) FROM history WHERE scope=?1), "
+    "(SELECT json_array(text, turns, at) FROM summaries WHERE scope=?1)"
 )
 
 
@@ -75,6 +78,14 @@ class ConversationStore:
         self._modes: LRU[str, str | None] = LRU(REPLY_MODES_KEPT)
         self._turns_wanted = 0
         """The most turns asked for so far: what a summary's first read loads with it."""
+        self._next_id: int | None = None
+        """The id the next remembered turn gets (`load`); ids only grow, in every place."""
+
+    async def load(self) -> None:
+        """Learn the next turn's id (when the store opens)."""
+        async with self._database.locked() as db:
+            rows = list(await db.execute_fetchall("SELECT next FROM history_ids"))
+            self._next_id = int(rows[0][0]) if rows else 1
 
     def forget_cached(self, prefix: str) -> None:
         """Drop what is kept in RAM for places whose key starts with ``prefix``."""
@@ -122,15 +133,21 @@ class ConversationStore:
             done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             done.set_result(None)
             return done
+        if self._next_id is None:
+            raise StoreError("The store is not open.")
         key = scope.key()
         now = self._clock()
+        first = self._next_id
+        self._next_id += len(entries)
         names = list(authors) + [None] * (len(entries) - len(authors))
-        values = [v for (role, content), author in zip(entries, names, strict=False)
-                  for v in (key, role, content, now, author)]
-        rows = ", ".join(["(?, ?, ?, ?, ?)"] * len(entries))
-        # One statement: its rows get consecutive ids, in order (AUTOINCREMENT).
+        values = [v for index, ((role, content), author) in enumerate(
+                      zip(entries, names, strict=False))
+                  for v in (key, first + index, role, content, now, author)]
+        rows = ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(entries))
+        # One statement; its trigger keeps history_ids past these ids (schema version 7).
         statements: list[Statement] = [
-            (f"INSERT INTO history (scope, role, content, at, author) VALUES {rows}", values)]
+            (f"INSERT INTO history (scope, id, role, content, at, author) VALUES {rows}",
+             values)]
         stored = self._stored.get(key)
         stored = None if stored is None else stored + len(entries)
         if stored is None or stored > keep + HISTORY_TRIM_SLACK:
@@ -142,11 +159,10 @@ class ConversationStore:
             stored = keep  # an upper bound: there may be fewer
         self._stored[key] = stored  # counted now: writes queued after this one see it
 
-        def committed(ids: list[int | None]) -> None:
+        def committed(_ids: list[int | None]) -> None:
             memory = self._memory.get(key)
             if memory is None:
                 return
-            first = int(ids[0] or 0) - len(entries) + 1
             memory.turns.extend(
                 (first + index, role, content, author)
                 for index, ((role, content), author) in enumerate(
@@ -208,22 +224,18 @@ class ConversationStore:
 
         return Read(_MEMORY_SQL, (key, limit), keep)
 
-    def _keep(self, key: str, limit: int, rows: Iterable[Iterable[Any]]) -> _Memory:
-        """Keep a place's memory from the rows of `_MEMORY_SQL` (under the write lock)."""
-        turns: list[Row] = []
-        count, summary = 0, None
-        # The columns' own types (INTEGER id, TEXT role, content and author): no conversion.
-        for kind, first, second, third, fourth in rows:
-            if kind == "turn":
-                turns.append((first, second, third, fourth))
-            elif kind == "count":
-                count = int(first)
-            else:
-                summary = (str(second), int(first), float(third))
-        turns.sort()  # oldest first (the query gives the newest first: one run, reversed)
-        memory = _Memory(deque(turns), limit, summary)
+    def _keep(self, key: str, limit: int, rows: Iterable[Sequence[Any]]) -> _Memory:
+        """Keep a place's memory from the row of `_MEMORY_SQL` (under the write lock)."""
+        ((turns, count, summary),) = rows
+        newest_first: list[list[Any]] = json.loads(turns)
+        memory = _Memory(
+            deque((id_, role, content, author)
+                  for id_, role, content, author in reversed(newest_first)),
+            limit,
+            None if summary is None else _summary(json.loads(summary)),
+        )
         self._memory[key] = memory
-        self._stored[key] = count
+        self._stored[key] = int(count)
         return memory
 
     async def clear_history(self, scope: Scope) -> int:
@@ -266,6 +278,11 @@ class ConversationStore:
             await record_audit(
                 db, self._clock(), place, actor, "reply mode", old, mode
             )
+
+
+def _summary(values: list[Any]) -> SummaryRow:
+    text, turns, at = values
+    return str(text), int(turns), float(at)
 
 
 async def _reply_mode(db: aiosqlite.Connection, scope: Scope) -> str | None:
