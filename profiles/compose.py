@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Generic, TypeVar
 
 from profiles.errors import CompositionError
@@ -50,9 +51,9 @@ class ComposedPlan:
     lore: tuple[Sourced[Lorebook], ...] = ()
     """Lorebooks, in stack order: their entries join the prompt when their keys come up."""
 
-    @property
+    @cached_property
     def system_prompt(self) -> str:
-        """The prompt fragments joined in stack order."""
+        """The prompt fragments joined in stack order (joined once: places share a plan)."""
         return "\n\n".join(part.value for part in self.prompt)
 
     def sampling_values(self) -> dict[str, Any]:
