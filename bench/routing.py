@@ -149,16 +149,26 @@ async def routing(config: BenchConfig) -> list[Row]:
     return [await routing_row(config), await scale_row(config)]
 
 
+class Statements:
+    """Counts the SQL statements the store runs, from SQLite's trace: each step of a trigger
+    is traced again as the statement that fired it, and is not counted again."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._last = ""
+
+    def __call__(self, sql: str) -> None:
+        if sql != self._last:
+            self.count += 1
+        self._last = sql
+
+
 async def routing_row(config: BenchConfig) -> Row:
     app = bench_app(config, "routing", NoopBackend(), max_tokens=64, **NOT_FLOODING)
-    statements = 0
-
-    def count(_sql: str) -> None:
-        nonlocal statements
-        statements += 1
-
+    counted = Statements()
     cpu: list[float] = []
-    rates = await measure(app, config.repeats, count, cpu)
+    rates = await measure(app, config.repeats, counted, cpu)
+    statements = counted.count
     round_trip = await store_round_trip(config.workdir / "round-trip.db")
     # The same run with conversation memory in a dict: the router's cost without SQLite.
     settings = bench_settings(config, "routing-memory", **NOT_FLOODING)
@@ -247,7 +257,7 @@ class Scale:
     app: App
     console: ConsoleAdapter = field(default_factory=lambda: ConsoleAdapter(io.StringIO()))
     rates: list[float] = field(default_factory=list)
-    statements: int = 0
+    statements: Statements = field(default_factory=Statements)
     round_trips: int = 0
     messages: int = 0
     cpu: float = 0.0
@@ -263,7 +273,7 @@ class Scale:
         await self.app.start([self.console])
         freeze_start_up_objects()  # as `cabot run` does
         db = self.app.store.database.db
-        await db.set_trace_callback(self._statement)
+        await db.set_trace_callback(self.statements)
         # aiosqlite sends every call to its thread through this one method: counting its
         # calls counts round trips.
         dispatch: Callable[..., Awaitable[Any]] = db._execute
@@ -274,11 +284,8 @@ class Scale:
 
         setattr(db, "_execute", counted)  # noqa: B010 (a method is not assignable for mypy)
 
-    def _statement(self, _sql: str) -> None:
-        self.statements += 1
-
     def reset_counts(self) -> None:
-        self.statements = self.round_trips = self.messages = 0
+        self.statements.count = self.round_trips = self.messages = 0
         self.cpu = 0.0
 
     async def round(self, repeat: int) -> float:
@@ -341,7 +348,7 @@ async def scale_row(config: BenchConfig) -> Row:
         details={
             scale.label: {
                 "runs": scale.rates,
-                "sql_statements_per_message": scale.statements / max(1, scale.messages),
+                "sql_statements_per_message": scale.statements.count / max(1, scale.messages),
                 "aiosqlite_round_trips_per_message": scale.round_trips / max(1, scale.messages),
                 "cpu_us_per_message": 1e6 * scale.cpu / max(1, scale.messages),
             }
