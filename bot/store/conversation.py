@@ -229,8 +229,7 @@ class ConversationStore:
         ((turns, count, summary),) = rows
         newest_first: list[list[Any]] = json.loads(turns)
         memory = _Memory(
-            deque((id_, role, content, author)
-                  for id_, role, content, author in reversed(newest_first)),
+            deque(map(tuple, reversed(newest_first))),  # each [id, role, content, author]
             limit,
             None if summary is None else _summary(json.loads(summary)),
         )
