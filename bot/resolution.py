@@ -83,6 +83,16 @@ class _Community:
     """One per lock that cannot be used."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Built:
+    """A binding's bounded stack and plan in one library within one set of bounds."""
+
+    library: Library
+    bounds: tuple[Bound, ...]
+    stack: tuple[Layer, ...]
+    plan: ComposedPlan
+
+
 class ProfileResolver:
     """Resolves the composed plan for a scope from the store and the layer library.
 
@@ -125,6 +135,12 @@ class ProfileResolver:
         # Keyed by the identity of each layer in the bounded stack; the value holds those
         # layers, so no key's ids can be reused while it is cached.
         self._plans: LRU[tuple[int, ...], tuple[tuple[Layer, ...], ComposedPlan]] = (
+            LRU(CACHED_PLANS)
+        )
+        # What a binding's profile or layers come to in a library within bounds, keyed by
+        # the identity of both; the value holds them, so no key's ids can be reused while
+        # it is cached. Places bound alike share it without building the stack again.
+        self._built: LRU[tuple[int, int, str | None, tuple[str, ...] | None], _Built] = (
             LRU(CACHED_PLANS)
         )
 
@@ -286,14 +302,17 @@ class ProfileResolver:
         self, library: Library, binding: Binding, bounds: tuple[Bound, ...],
         warnings: tuple[str, ...],
     ) -> Resolved:
-        if binding.profile is not None:
-            profile_name: str | None = binding.profile
-            names = library.profile(binding.profile).layers
-        else:
-            profile_name = None
-            names = binding.layers or ()
-        stack, plan = self._plan(tuple(library.stack(names)), bounds)
-        return Resolved(library, binding, profile_name, stack, plan, warnings, bounds)
+        key = (id(library), id(bounds), binding.profile, binding.layers)
+        built = self._built.get(key)
+        if built is None or built.library is not library or built.bounds is not bounds:
+            if binding.profile is not None:
+                names = library.profile(binding.profile).layers
+            else:
+                names = binding.layers or ()
+            built = _Built(library, bounds, *self._plan(tuple(library.stack(names)), bounds))
+            self._built[key] = built
+        return Resolved(library, binding, binding.profile, built.stack, built.plan, warnings,
+                        bounds)
 
     def _plan(
         self, selected: tuple[Layer, ...], bounds: tuple[Bound, ...]
