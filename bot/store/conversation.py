@@ -38,13 +38,14 @@ Row = tuple[int, str, str, str | None]
 SummaryRow = tuple[str, int, float]
 """A place's summary of older turns: its text, how many turns it covers, when written."""
 
-# A place's memory in one query and one row: its newest turns (?2 of them, newest first) as
-# a JSON array of [id, role, content, author], how many it has, and its summary (or NULL):
-# one row to hand over from SQLite, however many turns it holds.
+# A place's memory in one query and one row: its newest turns (one more than the ?2 wanted,
+# to know whether that is all it has), newest first, as a JSON array of [id, role,
+# content, author], and its summary (or NULL): one row to hand over from SQLite, however
+# many turns it holds.
 _MEMORY_SQL = (
     "SELECT (SELECT json_group_array(json_array(id, role, content, author)) FROM "
-    "(SELECT id, role, content, author FROM history WHERE scope=?1 ORDER BY id DESC LIMIT ?2)), "
-    "(SELECT COUNT(*) FROM history WHERE scope=?1), "
+    "(SELECT id, role, content, author FROM history WHERE scope=?1 ORDER BY id DESC "
+    "LIMIT ?2 + 1)), "
     "(SELECT json_array(text, turns, at) FROM summaries WHERE scope=?1)"
 )
 
@@ -226,15 +227,19 @@ class ConversationStore:
 
     def _keep(self, key: str, limit: int, rows: Iterable[Sequence[Any]]) -> _Memory:
         """Keep a place's memory from the row of `_MEMORY_SQL` (under the write lock)."""
-        ((turns, count, summary),) = rows
+        ((turns, summary),) = rows
         newest_first: list[list[Any]] = json.loads(turns)
+        if len(newest_first) <= limit:
+            self._stored[key] = len(newest_first)  # all it has
+        else:
+            self._stored.pop(key, None)  # more than that: trimmed on its next append
+            del newest_first[limit:]
         memory = _Memory(
             deque(map(tuple, reversed(newest_first))),  # each [id, role, content, author]
             limit,
             None if summary is None else _summary(json.loads(summary)),
         )
         self._memory[key] = memory
-        self._stored[key] = int(count)
         return memory
 
     async def clear_history(self, scope: Scope) -> int:

@@ -340,6 +340,25 @@ async def test_a_database_locked_by_another_program_is_a_clear_answer_and_change
         await app.stop()
 
 
+async def test_a_place_read_afresh_with_rows_past_its_bound_is_trimmed_on_its_next_append(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "a.db"
+    async with Store(path) as store:
+        for i in range(50):
+            await store.conversations.append_history(GENERAL, "user", f"m{i}", keep=60)
+    async with Store(path) as store:  # a new process: how many rows it has is not known
+        memory = store.conversations
+        assert [c for _, c in await memory.history(GENERAL, 40)] == [
+            f"m{i}" for i in range(10, 50)]
+        await memory.append_history(GENERAL, "user", "new", keep=40)
+        rows = await store.database.db.execute_fetchall(
+            "SELECT COUNT(*) FROM history WHERE scope=?", (GENERAL.key(),))
+        assert next(iter(rows))[0] == 40
+        assert [c for _, c in await memory.history(GENERAL, 40)] == [
+            *(f"m{i}" for i in range(11, 50)), "new"]
+
+
 async def test_memory_not_cached_is_one_query_and_the_next_append_one_insert(
     tmp_path: Path,
 ) -> None:
