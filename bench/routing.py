@@ -230,6 +230,7 @@ def fill(path: Path, channels: int, communities: int) -> None:
              for index, (role, content, author) in enumerate(remembered())
              for channel, scope in enumerate(scopes) if index < kept(channel)),
         )
+        db.execute("UPDATE history_ids SET next = ?", (next(ids),))
         db.execute("COMMIT")
         db.execute("ANALYZE")
     finally:

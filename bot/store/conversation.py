@@ -32,6 +32,8 @@ HISTORY_CACHE_CHANNELS = 1024
 """Channels whose recent memory (and summary) is kept in RAM."""
 REPLY_MODES_KEPT = 65_536
 """Places whose reply mode (or that they have none) is kept in RAM."""
+IDS_RESERVED = 4096
+"""Turn ids taken at a time: ``history_ids`` is moved past them before any is used."""
 
 Row = tuple[int, str, str, str | None]
 """One remembered message: its row id, role, text and (for people) who wrote it."""
@@ -81,12 +83,22 @@ class ConversationStore:
         """The most turns asked for so far: what a summary's first read loads with it."""
         self._next_id: int | None = None
         """The id the next remembered turn gets (`load`); ids only grow, in every place."""
+        self._reserved = 0
+        """Ids below this are reserved: ``history_ids`` is committed past them."""
 
     async def load(self) -> None:
-        """Learn the next turn's id (when the store opens)."""
-        async with self._database.locked() as db:
+        """Reserve the next turn ids (when the store opens).
+
+        ``history_ids`` always lies past every id in use: ids are taken `IDS_RESERVED` at
+        a time, and a block is committed there before its first id is (with it, in the
+        same transaction, when it runs out). After a crash the next start takes a new
+        block, leaving a gap, never an id twice.
+        """
+        async with self._database.transaction(durable=True) as db:
             rows = list(await db.execute_fetchall("SELECT next FROM history_ids"))
-            self._next_id = int(rows[0][0]) if rows else 1
+            first = int(rows[0][0]) if rows else 1
+            await db.execute("UPDATE history_ids SET next = ?", (first + IDS_RESERVED,))
+        self._next_id, self._reserved = first, first + IDS_RESERVED
 
     def forget_cached(self, prefix: str) -> None:
         """Drop what is kept in RAM for places whose key starts with ``prefix``."""
@@ -145,10 +157,14 @@ class ConversationStore:
                       zip(entries, names, strict=False))
                   for v in (key, first + index, role, content, now, author)]
         rows = ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(entries))
-        # One statement; its trigger keeps history_ids past these ids (schema version 7).
         statements: list[Statement] = [
             (f"INSERT INTO history (scope, id, role, content, at, author) VALUES {rows}",
              values)]
+        reserving = 0
+        if self._next_id > self._reserved:  # the block ran out: the next one, with these
+            reserving = self._next_id + IDS_RESERVED
+            statements.append(
+                ("UPDATE history_ids SET next = max(next, ?)", (reserving,)))
         stored = self._stored.get(key)
         stored = None if stored is None else stored + len(entries)
         if stored is None or stored > keep + HISTORY_TRIM_SLACK:
@@ -161,6 +177,7 @@ class ConversationStore:
         self._stored[key] = stored  # counted now: writes queued after this one see it
 
         def committed(_ids: list[int | None]) -> None:
+            self._reserved = max(self._reserved, reserving)
             memory = self._memory.get(key)
             if memory is None:
                 return

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import bot.store.conversation
 from bot.app import App
 from bot.errors import SchemaTooNewError, StoreError
 from bot.messages import Scope
@@ -67,13 +68,37 @@ async def test_memory_kept_before_it_was_ordered_by_place_is_all_there_after(
         await store.conversations.append_exchange(GENERAL, [("user", "new")], keep=40)
         newest = (await store.summaries.recent(GENERAL, 40))[-1]
         assert newest.content == "new" and newest.id == 13  # no id is handed out twice
-    async with Store(path) as store:  # after a restart the ids go on from there
+    async with Store(path) as store:  # after a restart the ids go on past those
         await store.conversations.append_exchange(other, [("user", "later")], keep=40)
-        assert (await store.summaries.recent(other, 40))[-1].id == 14
+        assert (await store.summaries.recent(other, 40))[-1].id > 13
         assert [turn.content for turn in await store.summaries.recent(GENERAL, 3)] == [
             "discord/g1/c1/ 3", "discord/g1/c1/ 4", "new"]
         rows = await store.database.db.execute_fetchall("PRAGMA integrity_check")
         assert [tuple(row) for row in rows] == [("ok",)]
+
+
+async def test_the_file_always_holds_a_next_turn_id_past_every_id_in_use(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bot.store.conversation, "IDS_RESERVED", 3)
+    path = tmp_path / "a.db"
+
+    async def ids_on_disk(store: Store) -> tuple[int, int]:
+        await store.database.writes.drain()
+        (next_id,), = await store.database.db.execute_fetchall("SELECT next FROM history_ids")
+        (used,), = await store.database.db.execute_fetchall("SELECT MAX(id) FROM history")
+        return int(next_id), int(used)
+
+    seen: list[int] = []
+    for _ in range(2):  # each start reserves afresh, as after a crash
+        async with Store(path) as store:
+            for i in range(4):
+                await store.conversations.append_exchange(
+                    GENERAL, [("user", f"q{i}"), ("assistant", f"a{i}")], keep=100)
+                next_id, used = await ids_on_disk(store)
+                assert next_id > used
+            seen += [turn.id for turn in await store.summaries.recent(GENERAL, 100)][len(seen):]
+    assert len(seen) == 16 and seen == sorted(set(seen))
 
 
 async def test_refuses_a_database_from_a_newer_cabot(tmp_path: Path) -> None:
