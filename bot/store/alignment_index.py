@@ -18,6 +18,7 @@ forgotten communities) nothing is kept and every place is read.
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 from dataclasses import dataclass
 
@@ -120,11 +121,16 @@ class AlignmentIndex:
 
     async def read(self, db: aiosqlite.Connection, platform: str, community: str
                    ) -> Fresh | None:
-        """A community's rows, inside the write transaction that changed them."""
+        """A community's rows, inside the write transaction that changed them; None when
+        they could not be read (the community is then read from the file: `forget`), so
+        the write itself never fails for it."""
         if self._communities is None:
             return None
-        rows = await db.execute_fetchall(_COMMUNITY_SQL, (platform, community))
-        own = await db.execute_fetchall(_HAS_OWN_ROWS_SQL, (platform, community))
+        try:
+            rows = await db.execute_fetchall(_COMMUNITY_SQL, (platform, community))
+            own = await db.execute_fetchall(_HAS_OWN_ROWS_SQL, (platform, community))
+        except sqlite3.Error:
+            return None
         places: dict[Community, _Places] = {}
         for row in rows:
             _place(places, row)  # type: ignore[arg-type]

@@ -282,3 +282,12 @@ async def test_past_its_bound_every_place_is_read_from_the_file(
         statements = await statements_of(store)
         assert (await resolver_on(store).resolve(place(2))).profile == "kids"
         assert len(statements) == 1
+
+
+async def test_a_change_whose_rows_cannot_be_read_back_still_commits_and_is_seen(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bot.store.alignment_index, "_COMMUNITY_SQL", "SELECT FROM nowhere")
+    await store.alignment.bind(place(1), "channel", MOD, profile="kids")
+    assert (await resolver_on(store).resolve(place(1))).profile == "kids"
+    assert (await store.alignment.bindings_for(place(1)))["channel"].profile == "kids"
