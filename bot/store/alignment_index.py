@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import sqlite3
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import aiosqlite
 
 from bot.messages import Scope
-from bot.store.alignment_rows import bindings_from
+from bot.store.alignment_rows import bindings_at
 from bot.store.models import Binding, Level
 
 BINDINGS_KEPT = 50_000
@@ -51,7 +53,6 @@ _HAS_OWN_ROWS_SQL = (
 )
 
 Community = tuple[str, str]
-_Row = tuple[str, str, str, str, str | None, str | None, str, float]
 _Places = dict[tuple[str, str], tuple[str, str, str, str | None, str | None, str, float]]
 """A community's bindings by (channel, thread), as rows of `bindings_from`'s shape."""
 
@@ -100,7 +101,7 @@ class AlignmentIndex:
             return
         communities: dict[Community, _Places] = {}
         for row in rows:
-            _place(communities, row)  # type: ignore[arg-type]
+            _place(communities, row)
         self._own_rows = {(str(row[0]), str(row[1])) for row in own}
         self._communities, self._count = communities, len(rows)
 
@@ -112,12 +113,7 @@ class AlignmentIndex:
         if community in self._forgotten:
             return None
         places = self._communities.get(community)
-        own = community in self._own_rows
-        if not places:
-            return Known({}, own)
-        rows = [row for key in ((scope.channel, scope.thread or ""), (scope.channel, ""),
-                                ("", "")) if (row := places.get(key)) is not None]
-        return Known(bindings_from(scope, rows), own)
+        return Known(bindings_at(scope, places) if places else {}, community in self._own_rows)
 
     async def read(self, db: aiosqlite.Connection, platform: str, community: str
                    ) -> Fresh | None:
@@ -133,7 +129,7 @@ class AlignmentIndex:
             return None
         places: dict[Community, _Places] = {}
         for row in rows:
-            _place(places, row)  # type: ignore[arg-type]
+            _place(places, row)
         return Fresh((platform, community), places.get((platform, community), {}),
                      bool(next(iter(own))[0]))
 
@@ -165,7 +161,7 @@ class AlignmentIndex:
             self._communities = None
 
 
-def _place(communities: dict[Community, _Places], row: _Row) -> None:
+def _place(communities: dict[Community, _Places], row: Sequence[Any]) -> None:
     platform, community, channel, thread, profile, layers, set_by, set_at = row
     key = (sys.intern(platform), community)
     places = communities.get(key)

@@ -8,7 +8,7 @@ so a place's bindings and its community's locks, layers and profiles are one que
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from bot.errors import StoreError
@@ -64,7 +64,13 @@ def levels(scope: Scope) -> tuple[Level, ...]:
 
 def bindings_from(scope: Scope, rows: Iterable[tuple[Any, ...]]) -> dict[Level, Binding]:
     """The binding at each level of ``scope``, from rows of ``BINDINGS_SQL``."""
-    at = {(row[1], row[2]): row for row in rows}
+    return bindings_at(scope, {(row[1], row[2]): row for row in rows})
+
+
+def bindings_at(scope: Scope, at: Mapping[tuple[str, str], Sequence[Any]]
+                ) -> dict[Level, Binding]:
+    """The binding at each level of ``scope``, from rows of ``BINDINGS_SQL`` by (channel,
+    thread)."""
     found: dict[Level, Binding] = {}
     for level in levels(scope):
         row = at.get(level_place(scope, level)[2:])

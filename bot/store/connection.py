@@ -168,8 +168,8 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 7: each place's memory in one run of pages (its rows ordered by place, then id), so
     # a place read for the first time costs a page or two, not a page per turn; the ids
-    # are handed out by cabot; history_ids keeps the next one (so after a crash no id is
-    # handed out twice).
+    # are handed out by cabot in blocks (`ConversationStore.load`), and history_ids keeps
+    # the next one (so after a crash no id is handed out twice).
     """
     CREATE TABLE history_ids (next INTEGER NOT NULL);
     INSERT INTO history_ids SELECT MAX(
@@ -184,14 +184,6 @@ MIGRATIONS: tuple[str, ...] = (
         SELECT scope, id, role, content, at, author FROM history ORDER BY scope, id;
     DROP TABLE history;
     ALTER TABLE history_by_place RENAME TO history;
-    CREATE TRIGGER history_next_id AFTER INSERT ON history BEGIN
-        UPDATE history_ids SET next = max(next, NEW.id + 1);
-    END;
-    """,
-    # 8: turn ids are reserved in blocks by cabot (`ConversationStore.load`) instead of
-    # history_ids being moved by a trigger on every row (a third of an insert's cost).
-    """
-    DROP TRIGGER history_next_id;
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
