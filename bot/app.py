@@ -53,6 +53,7 @@ def create_backend(settings: Settings) -> Backend:
             chat_format=settings.chat_format,
             kv_tokens=settings.kv_tokens,
             kv_type=settings.kv_type,
+            flash_attn=FLASH_ATTN[settings.flash_attn],
         )
     from bot.backends.llama import LlamaBackend
 
@@ -62,7 +63,12 @@ def create_backend(settings: Settings) -> Backend:
         n_threads=settings.n_threads,
         cache_bytes=settings.prompt_cache_mb << 20,
         chat_format=settings.chat_format,
+        flash_attn=FLASH_ATTN[settings.flash_attn] is True,
     )
+
+
+FLASH_ATTN: dict[str, bool | None] = {"auto": None, "on": True, "off": False}
+"""``CABOT_FLASH_ATTN`` for the engines (None: each engine's own choice)."""
 
 
 GC_THRESHOLDS = (10_000, 20, 20)

@@ -80,8 +80,19 @@ class Settings(BaseSettings):
     )
     kv_type: Literal["f16", "q8_0"] = Field(
         default="f16",
-        description="The batched engine's KV cache: f16, or q8_0 (keys in 8 bits, values "
-        "in f16: a quarter less KV memory; replies may differ slightly from f16's).",
+        description="The batched engine's KV cache: f16, or q8_0 (keys in 8 bits, and values "
+        "too with CABOT_FLASH_ATTN: half the KV memory, a quarter without; replies may "
+        "differ slightly from f16's).",
+    )
+    flash_attn: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="llama.cpp's flash attention in the local engines. auto: on in the "
+        "batched engine's shared KV cache (a channel's attention reads its own cells "
+        "instead of every resident channel's, with less scratch memory, as llama-server "
+        "does on a CPU), off in the single engine and with CABOT_KV_TOKENS=0, whose "
+        "replies at temperature 0 stay bit-identical alone, in a batch and across the two "
+        "engines, and off with CABOT_KV_TYPE=q8_0 (which it reads wrong in this "
+        "llama.cpp); on or off: the same in every engine.",
     )
 
     backend: Literal["local", "remote"] = Field(

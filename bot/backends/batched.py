@@ -43,6 +43,10 @@ class BatchedBackend:
             reply needs room. 0: each resident channel reserves ``n_ctx`` cells of its
             own, and replies are bit-identical to the single engine's.
         kv_type: ``CABOT_KV_TYPE``: f16, or q8_0 (keys in 8 bits: a quarter less).
+        flash_attn: llama.cpp's flash attention (``CABOT_FLASH_ATTN``); None: on in a
+            shared f16 KV budget, off in the exact layout (``kv_tokens`` 0), whose replies
+            stay bit-identical to the single engine's (which runs without it), and off
+            with a q8_0 cache, which it cannot read right in this llama.cpp.
         n_threads: llama.cpp threads (default: every CPU, as the single-sequence engine).
         n_threads_batch: llama.cpp threads for several sequences at once or a prompt chunk
             (default: ``n_threads``).
@@ -65,6 +69,7 @@ class BatchedBackend:
         chat_format: str = AUTO,
         kv_tokens: int | None = None,
         kv_type: str = "f16",
+        flash_attn: bool | None = None,
     ) -> None:
         if parallel < 1:
             raise ValueError("parallel must be at least 1")
@@ -79,6 +84,14 @@ class BatchedBackend:
             raise ConfigError(
                 f"CABOT_KV_TYPE is {kv_type!r}; use one of {', '.join(KV_TYPES)}."
             )
+        if flash_attn and kv_type != "f16":
+            raise ConfigError(
+                f"CABOT_FLASH_ATTN=on with CABOT_KV_TYPE={kv_type}: llama.cpp's flash "
+                "attention reads a quantized KV cache wrong on this model; set "
+                "CABOT_FLASH_ATTN=auto or CABOT_KV_TYPE=f16."
+            )
+        if flash_attn is None:
+            flash_attn = budget is not None and kv_type == "f16"
         self.max_parallel = parallel
         self.enforces = LOCAL_SAMPLING
         self.engine = BatchEngine(
@@ -91,6 +104,7 @@ class BatchedBackend:
             chat_format=chat_format,
             kv_tokens=budget,
             kv_type=kv_type,
+            flash_attn=flash_attn,
         )
         self._started = False
         self._counter = TokenCounter()

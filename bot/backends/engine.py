@@ -38,6 +38,7 @@ class BatchEngine:
         kv_tokens: KV cells every sequence shares (``CABOT_KV_TOKENS``), or None for a
             full ``n_ctx`` stream per sequence.
         kv_type: ``CABOT_KV_TYPE``: f16 or q8_0.
+        flash_attn: ``CABOT_FLASH_ATTN``: llama.cpp's flash attention.
     """
 
     def __init__(
@@ -53,6 +54,7 @@ class BatchEngine:
         chat_format: str = AUTO,
         kv_tokens: int | None = None,
         kv_type: str = "f16",
+        flash_attn: bool = False,
     ) -> None:
         self._model_path = model_path
         self._chat_format = chat_format
@@ -63,6 +65,7 @@ class BatchEngine:
         self._n_batch = max(n_batch, sequences)
         self._kv_tokens = kv_tokens
         self._kv_type = kv_type
+        self.flash_attn = flash_attn
         self.table = SlotTable(sequences, budget=kv_tokens)
         self.model: NativeModel | None = None
         self._ctx: NativeContext | None = None
@@ -128,6 +131,7 @@ class BatchEngine:
                 n_threads_batch=self._n_threads_batch,
                 kv_tokens=self._kv_tokens,
                 kv_type=self._kv_type,
+                flash_attn=self.flash_attn,
             )
         except Exception as error:
             if model is not None:
@@ -136,10 +140,10 @@ class BatchEngine:
             return
         self.model, self._ctx = model, ctx
         log.info("loaded %s: %d sequences of up to %d tokens sharing %d %s KV cells%s, "
-                 "%d/%d threads", self._model_path.name, len(self.table.slots),
-                 ctx.n_ctx_seq, ctx.n_cells, self._kv_type,
+                 "%d/%d threads, flash attention %s", self._model_path.name,
+                 len(self.table.slots), ctx.n_ctx_seq, ctx.n_cells, self._kv_type,
                  "" if self._kv_tokens else " (one stream each)",
-                 self._n_threads, self._n_threads_batch)
+                 self._n_threads, self._n_threads_batch, "on" if self.flash_attn else "off")
         batch = ContinuousBatch(model, ctx, self.table, self.stats,
                                 prefill_chunk=self._prefill_chunk)
         ready.set_result(model)

@@ -30,7 +30,8 @@ class LlamaBackend:
     """llama-cpp-python in one worker thread; tokens are streamed back to the event loop.
 
     Returning channels reuse their KV prefix through llama-cpp-python's RAM cache.
-    ``chat_format`` is ``CABOT_CHAT_FORMAT`` (see ``chat_format``).
+    ``chat_format`` is ``CABOT_CHAT_FORMAT`` (see ``chat_format``); ``flash_attn`` is
+    llama.cpp's flash attention (``CABOT_FLASH_ATTN=on``).
     """
 
     name = "llama.cpp"
@@ -45,8 +46,10 @@ class LlamaBackend:
         n_threads: int | None = None,
         cache_bytes: int = 256 << 20,
         chat_format: str = AUTO,
+        flash_attn: bool = False,
     ) -> None:
         self._model_path = model_path
+        self.flash_attn = flash_attn
         self._chat_format = chat_format
         self._n_ctx = n_ctx
         self._n_threads = n_threads
@@ -88,6 +91,7 @@ class LlamaBackend:
             model_path=str(self._model_path),
             n_ctx=self._n_ctx,
             n_threads=self._n_threads or os.cpu_count() or 1,
+            flash_attn=self.flash_attn,
             verbose=False,
         )
         if self._cache_bytes > 0:

@@ -171,6 +171,9 @@ class NativeContext:
     its own cells, but llama.cpp sums over the whole cache in SIMD lanes, so where a
     sequence's cells sit changes the rounding and a reply can differ after a near tie.
     ``kv_type`` q8_0 stores keys in 8 bits (values stay f16): a quarter less memory.
+    ``flash_attn`` is llama.cpp's flash attention, whose CPU kernel skips the cells a
+    sequence's mask hides: in the shared cache a sequence reads its own cells, not every
+    resident conversation's.
     """
 
     def __init__(
@@ -184,6 +187,7 @@ class NativeContext:
         n_threads_batch: int,
         kv_tokens: int | None = None,
         kv_type: str = "f16",
+        flash_attn: bool = False,
     ) -> None:
         lc = model._lc
         self._lc = lc
@@ -201,12 +205,14 @@ class NativeContext:
         params.n_threads_batch = n_threads_batch
         params.kv_unified = bool(kv_tokens)
         # Only the K cache is quantized: llama.cpp quantizes V only with flash attention,
-        # whose CPU kernels give SmolLM2 (the bundled model) garbage in this llama.cpp.
+        # and its CPU flash attention over a q8_0 cache gives SmolLM2 (the bundled model)
+        # garbage in this llama.cpp (see ``BatchedBackend``).
         params.type_k = KV_TYPES[kv_type]
         params.type_v = KV_TYPES["f16"]
-        # The single-sequence backend runs without flash attention; matching it keeps
-        # replies at temperature 0 identical between the two engines.
-        params.flash_attn_type = lc.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        # The single-sequence backend takes the same setting: replies at temperature 0 stay
+        # identical between the two engines.
+        params.flash_attn_type = (lc.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash_attn
+                                  else lc.LLAMA_FLASH_ATTN_TYPE_DISABLED)
         params.no_perf = True
         self.ctx: Any = lc.llama_init_from_model(model.model, params)
         if not self.ctx:

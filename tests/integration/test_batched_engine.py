@@ -57,7 +57,7 @@ class OneThreadLlama(LlamaBackend):
         from llama_cpp import Llama
 
         return Llama(model_path=str(self._model_path), n_ctx=self.n_ctx, n_threads=THREADS,
-                     n_threads_batch=THREADS, verbose=False)
+                     n_threads_batch=THREADS, flash_attn=self.flash_attn, verbose=False)
 
 
 async def together(backend: BatchedBackend, requests: Sequence[GenerationRequest]) -> list[str]:
