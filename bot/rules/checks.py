@@ -85,9 +85,30 @@ def iban(candidate: str) -> tuple[int, int] | None:
     return None
 
 
-_DATE = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}")
+_DATE = re.compile(r"(\d{4})([-/.])(\d{1,2})\2(\d{1,2})|(\d{1,2})([-/.])(\d{1,2})\6(\d{2,4})")
+
+
+def _date(text: str) -> bool:
+    """Whether ``text`` is a date: year-month-day, or day and month (either order) then
+    the year, one separator throughout, each part in its range."""
+    match = _DATE.fullmatch(text)
+    if match is None:
+        return False
+    if match.group(1):
+        return 1 <= int(match.group(3)) <= 12 and 1 <= int(match.group(4)) <= 31
+    first, second = int(match.group(5)), int(match.group(7))
+    return 1 <= min(first, second) <= 12 and 1 <= max(first, second) <= 31
 _GROUPS = re.compile(r"\d+")
 _THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+
+
+def _isbn(digits: str) -> bool:
+    """Whether ``digits`` are an ISBN-13 or ISBN-10 with a valid check digit."""
+    if len(digits) == 13 and digits.startswith(("978", "979")):
+        return sum(int(d) * (3 if i % 2 else 1) for i, d in enumerate(digits)) % 10 == 0
+    if len(digits) == 10:
+        return sum(int(d) * (10 - i) for i, d in enumerate(digits)) % 11 == 0
+    return False
 
 
 def phone(candidate: str) -> tuple[int, int] | None:
@@ -95,7 +116,7 @@ def phone(candidate: str) -> tuple[int, int] | None:
 
     7-15 digits (E.164 allows 15); an international ``+`` prefix or an area code in
     brackets is enough; otherwise not a date, a decimal, a rising range or list of years,
-    a count (``0 1 2 3 ...``), a code with one-digit groups (an ISBN) or thousands
+    a count (``0 1 2 3 ...``), an ISBN, a network address or thousands
     (``67 000 000``, ``1 234 567``; three groups of three read as a phone, as Spain and
     others write theirs), and a number without separators needs 10-11 digits or a leading
     trunk ``0``.
@@ -108,7 +129,7 @@ def phone(candidate: str) -> tuple[int, int] | None:
     span = (0, len(candidate.rstrip()))
     if text.startswith("+") or re.match(r"\(\s*\d{1,5}\s*\)", text):
         return span  # "(555) 123-4567", "(5) 123-467": a bracketed area code
-    if _DATE.fullmatch(text) or _THOUSANDS.fullmatch(text):
+    if _date(text) or _THOUSANDS.fullmatch(text):
         return None
     if len(groups) == 1:
         return span if len(digits) in (10, 11) or digits.startswith("0") else None
@@ -121,8 +142,11 @@ def phone(candidate: str) -> tuple[int, int] | None:
         return None  # a count: "1 2 3 4 5 6 7 8 9 10", "2 4 6 8"
     if all(len(g) <= 2 for g in groups) and len(digits) < 9:
         return None  # a list of small numbers
-    if any(len(g) == 1 for g in groups[1:]):
-        return None  # "978-3-16-148410-0", "5 5 5 1 2 3 4": a code or a count, not a phone
+    if any(len(g) == 1 for g in groups[1:]) and _isbn(digits):
+        return None  # "978-3-16-148410-0": a book's number, not a phone
+    if len(groups) == 4 and all(int(g) <= 255 for g in groups) and set(
+            re.sub(r"\d", "", text)) == {"."}:
+        return None  # "192.168.1.1": a network address
     if len(groups[0]) <= 3 and all(len(g) == 3 for g in groups[1:]) and (
             len(groups[0]) < 3 or len(groups) != 3 or "000" in groups[1:]):
         return None  # thousands: "67 000 000", "1 234 567" (but "612 345 678" is a phone)
