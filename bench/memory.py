@@ -64,8 +64,10 @@ async def probe_bot(model: Path, threads: int, overrides: dict[str, Any]) -> dic
     from bot.settings import Settings
 
     with tempfile.TemporaryDirectory() as workdir:
+        # One console user asks every question: no rate limit may refuse one of them.
         values: dict[str, Any] = {"model": model, "db": Path(workdir) / "cabot.db",
-                                  "n_threads": threads, **overrides}
+                                  "n_threads": threads, "user_rate": 1_000_000,
+                                  "flood_messages": 1_000_000, **overrides}
         settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
         app = App(settings)
         console = ConsoleAdapter(io.StringIO(), settle=app.router.drain)
@@ -85,6 +87,12 @@ async def probe_bot(model: Path, threads: int, overrides: dict[str, Any]) -> dic
                 for channel in channels:
                     console.channel = channel
                     await console.say(question)
+            questions = 2 * len(channels)
+            remembered = [await app.store.conversations.history(scope, 4 * EXCHANGES)
+                          for scope in scopes]
+            answered = sum(len(turns) // 2 - EXCHANGES for turns in remembered)
+            if answered != questions:  # a refused question would measure fewer channels
+                raise RuntimeError(f"the bot answered {answered} of {questions} questions")
             backend = app.backend
             if not isinstance(backend, BatchedBackend):
                 return {}
