@@ -26,6 +26,34 @@ from bot.errors import ContextOverflowError, InferenceError
 log = logging.getLogger(__name__)
 
 
+def prompt_cache(capacity: int) -> Any:
+    """llama-cpp-python's RAM cache of prompt states, held to ``capacity`` bytes.
+
+    A saved state carries the logits of up to ``n_batch`` tokens (100 MiB on SmolLM2's
+    49,152-token vocabulary) besides its KV, and ``LlamaRAMCache`` counts only the KV:
+    eight resident conversations took the process to 2.1 GiB under a 256 MiB capacity.
+    ``Llama`` evaluates the last token again after loading a state, so a cached state
+    keeps one row of logits, and every byte it keeps is counted.
+    """
+    from llama_cpp.llama_cache import LlamaRAMCache
+
+    class PromptCache(LlamaRAMCache):
+        @property
+        def cache_size(self) -> int:
+            return sum(state_bytes(state) for state in self.cache_state.values())
+
+        def __setitem__(self, key: Any, value: Any) -> None:
+            value.scores = value.scores[-1:].copy()
+            super().__setitem__(key, value)
+
+    return PromptCache(capacity_bytes=capacity)
+
+
+def state_bytes(state: Any) -> int:
+    """What one of llama-cpp-python's saved states holds in RAM."""
+    return int(state.llama_state_size) + int(state.scores.nbytes) + int(state.input_ids.nbytes)
+
+
 class LlamaBackend:
     """llama-cpp-python in one worker thread; tokens are streamed back to the event loop.
 
@@ -85,7 +113,6 @@ class LlamaBackend:
 
     def _load(self) -> Any:
         from llama_cpp import Llama
-        from llama_cpp.llama_cache import LlamaRAMCache
 
         llama = Llama(
             model_path=str(self._model_path),
@@ -95,7 +122,7 @@ class LlamaBackend:
             verbose=False,
         )
         if self._cache_bytes > 0:
-            llama.set_cache(LlamaRAMCache(capacity_bytes=self._cache_bytes))
+            llama.set_cache(prompt_cache(self._cache_bytes))
         log.info("loaded %s (n_ctx=%d)", self._model_path.name, self._n_ctx)
         return llama
 
