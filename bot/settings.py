@@ -80,8 +80,8 @@ class Settings(BaseSettings):
     )
     kv_type: Literal["f16", "q8_0"] = Field(
         default="f16",
-        description="The batched engine's KV cache: f16, or q8_0 (keys in 8 bits, and values "
-        "too with CABOT_FLASH_ATTN: half the KV memory, a quarter without; replies may "
+        description="The batched engine's KV cache: f16, or q8_0 (keys in 8 bits, values "
+        "in f16: a quarter less KV memory; runs without flash attention; replies may "
         "differ slightly from f16's).",
     )
     flash_attn: Literal["auto", "on", "off"] = Field(

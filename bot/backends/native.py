@@ -209,8 +209,8 @@ class NativeContext:
         # garbage in this llama.cpp (see ``BatchedBackend``).
         params.type_k = KV_TYPES[kv_type]
         params.type_v = KV_TYPES["f16"]
-        # The single-sequence backend takes the same setting: replies at temperature 0 stay
-        # identical between the two engines.
+        # The single-sequence backend runs without it unless CABOT_FLASH_ATTN=on: with the
+        # same choice in both, replies at temperature 0 stay identical between them.
         params.flash_attn_type = (lc.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash_attn
                                   else lc.LLAMA_FLASH_ATTN_TYPE_DISABLED)
         params.no_perf = True
