@@ -30,6 +30,17 @@ PRUNE_EVERY = 256
 CACHED_COMMUNITIES = 16_384
 """Communities whose budgets are kept in RAM (asked on every message)."""
 
+# Rows are written in the order of their times, so the rows older than a moment are the ids
+# below the first row at or after it: found from the oldest row up, touching only the rows
+# it deletes. (``WHERE at < ?`` scans every row the table holds: 86 ms at 715,000 rows,
+# under the write lock, every `PRUNE_EVERY` replies.) A row written while the clock stood
+# earlier than its predecessor's waits for the next prune past it.
+PRUNE_SQL = (
+    "DELETE FROM token_usage WHERE id < COALESCE("
+    "(SELECT id FROM token_usage WHERE at >= ?1 ORDER BY id LIMIT 1), "
+    "(SELECT max(id) FROM token_usage) + 1)"
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Spent:
@@ -96,7 +107,7 @@ class UsageStore:
         )]
         self._written += 1
         if self._written % PRUNE_EVERY == 1:
-            statements.append(("DELETE FROM token_usage WHERE at < ?", (now - keep,)))
+            statements.append((PRUNE_SQL, (now - keep,)))
         return self._database.writes.submit(statements)
 
     async def spent(

@@ -5,6 +5,7 @@ Time is a fake wall clock shared by the store and the budgets, so a day passes a
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from bot.app import App
 from bot.budgets import DAY, Budgets, DailyLimits, effective, frees_at, in_words
 from bot.messages import Scope
 from bot.store import Store
-from bot.store.usage import Spent
+from bot.store.usage import PRUNE_EVERY, PRUNE_SQL, Spent
 from tests.helpers.apps import make_settings
 from tests.helpers.clock import FakeClock
 from tests.helpers.fake_backend import FakeBackend
@@ -121,3 +122,65 @@ async def test_community_moderators_set_the_communitys_budgets_within_the_operat
                for e in await app.store.alignment.audit_log("test", "guild")]
     assert ("serena", "community daily tokens", None, "15") in actions
     assert ("user", "community daily tokens", "15", None) in actions
+
+
+async def _rows(store: Store) -> list[tuple[str, float]]:
+    rows = await store.database.db.execute_fetchall(
+        "SELECT user_id, at FROM token_usage ORDER BY id")
+    return [(str(user), float(at)) for user, at in rows]
+
+
+async def test_usage_older_than_its_window_is_pruned_and_the_window_kept(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock(start=1_000_000.0)
+    async with Store(tmp_path / "cabot.db", clock=clock) as store:
+        await store.usage.record("test", "guild", "first", 5, keep=DAY)  # prunes nothing
+        for index in range(PRUNE_EVERY - 1):
+            clock.advance(60)
+            await store.usage.record("test", "guild", f"m{index}", 5, keep=DAY)
+        clock.advance(DAY - 60 * (PRUNE_EVERY - 10) + 30)  # the first ten are over a day old
+        await store.usage.record("test", "guild", "late", 5, keep=DAY)  # the next prune
+        kept = await _rows(store)
+        assert [user for user, _ in kept[:2]] == ["m9", "m10"]
+        assert kept[-1][0] == "late" and len(kept) == PRUNE_EVERY + 1 - 10
+        assert all(at >= clock() - DAY for _, at in kept)
+        spent = await store.usage.spent("test", clock() - DAY, community="guild")
+        assert sum(s.tokens for s in spent) == 5 * len(kept)
+
+        clock.advance(2 * DAY)  # every row is old now, and the next prune takes them all
+        for index in range(PRUNE_EVERY):
+            await store.usage.record("test", "guild", f"n{index}", 5, keep=1.0)
+        assert [user for user, _ in await _rows(store)] == [
+            f"n{index}" for index in range(PRUNE_EVERY)]
+
+
+async def test_pruning_usage_reads_only_the_rows_it_deletes(tmp_path: Path) -> None:
+    async with Store(tmp_path / "cabot.db"):
+        pass  # the schema
+
+    def steps_to_prune(in_window: int) -> int:
+        """SQLite's virtual-machine steps for a prune of 100 old rows before ``in_window``
+        rows of the window (a count, not a timing: the same on every machine)."""
+        db = sqlite3.connect(tmp_path / "cabot.db", isolation_level=None)
+        try:
+            db.execute("DELETE FROM token_usage")
+            db.executemany("INSERT INTO token_usage (platform, community, user_id, at, "
+                           "tokens) VALUES ('test', 'guild', 'u', ?, 1)",
+                           [(float(at),) for at in range(100 + in_window)])
+            steps = [0]
+
+            def step() -> int:
+                steps[0] += 1
+                return 0
+
+            db.set_progress_handler(step, 1)
+            db.execute(PRUNE_SQL, (100.0,))
+            db.set_progress_handler(None, 1)
+            assert db.execute("SELECT min(at), count(*) FROM token_usage").fetchone() == (
+                100.0, in_window)
+            return steps[0]
+        finally:
+            db.close()
+
+    assert steps_to_prune(10_000) == steps_to_prune(100)
