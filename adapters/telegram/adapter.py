@@ -46,7 +46,12 @@ from adapters.telegram.documents import document_of, file_url_for, read_document
 from adapters.telegram.limits import FloodLimits, utf16_length
 from adapters.telegram.menu import bot_commands
 from adapters.telegram.outbox import Outbox, Sleep
-from adapters.telegram.polling import PollWatch, WatchedPollRequest
+from adapters.telegram.polling import (
+    UPDATER_LOGGER,
+    InvalidTokenLogFilter,
+    PollWatch,
+    WatchedPollRequest,
+)
 from adapters.telegram.private import PrivateReplies
 from adapters.telegram.redaction import guard_token
 from adapters.telegram.settings import TelegramSettings
@@ -134,6 +139,7 @@ class TelegramAdapter:
         self._me: User | None = None
         self._unguard: Callable[[], None] | None = None
         self._polls = PollWatch(clock)
+        self._token_filter = InvalidTokenLogFilter(self._polls)
         self.last_update_id = 0
         """The latest update handed to the core (tests wait on it)."""
 
@@ -143,6 +149,7 @@ class TelegramAdapter:
         """Connect to the Bot API, register the commands and start receiving updates."""
         token = self._token.get_secret_value()
         self._unguard = guard_token(token)  # before the bot exists: it logs its URL
+        logging.getLogger(UPDATER_LOGGER).addFilter(self._token_filter)
         webhook_url = self._settings.webhook_url
         builder = ApplicationBuilder().token(token).concurrent_updates(True)
         if self._settings.base_url:
@@ -257,7 +264,10 @@ class TelegramAdapter:
                 await webhook.stop()
             if application is not None:
                 if application.updater is not None and application.updater.running:
-                    await application.updater.stop()
+                    try:
+                        await application.updater.stop()
+                    except InvalidToken:
+                        pass  # polling ended on a rejected token (said: PollWatch.rejected)
                 if application.running:
                     await application.stop()
                 await self._outbox.close(STOP_FLUSH_SECONDS)
@@ -270,6 +280,7 @@ class TelegramAdapter:
             if self._unguard is not None:
                 unguard, self._unguard = self._unguard, None
                 unguard()
+            logging.getLogger(UPDATER_LOGGER).removeFilter(self._token_filter)
 
     async def flush(self) -> None:
         """Wait until every edit held back by the flood budget has been delivered."""

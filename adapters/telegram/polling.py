@@ -11,6 +11,10 @@ posted during an outage is lost: it comes with the first poll that succeeds.
 connection) tells it about every answer and every timeout, so the log says
 "Telegram long polling failed (reason); retrying" once when an outage starts and
 "Telegram long polling back after N s" once when a poll succeeds again.
+
+A token revoked or replaced in @BotFather makes every poll answer 401: the updater stops
+polling for good, with a traceback. The watch says instead, once, what happened and what
+to do (`PollWatch.rejected`), and `InvalidTokenLogFilter` drops the traceback.
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ class PollWatch:
         self._failures = 0
         self.outages = 0
         """Outages since the adapter started."""
+        self.token_rejected = False
+        """The Bot API refused the token while polling: nothing more is received."""
 
     @property
     def failing(self) -> bool:
@@ -59,6 +65,15 @@ class PollWatch:
         self._failed_at = self._clock()
         self.outages += 1
         log.warning("Telegram long polling failed (%s); retrying", describe(error))
+
+    def rejected(self) -> None:
+        """A poll was answered 401: the token no longer works, and polling ends."""
+        if self.token_rejected:
+            return
+        self.token_rejected = True
+        log.error("Telegram rejected the bot token while polling (401 Unauthorized): it was "
+                  "revoked or replaced in @BotFather, so nothing more is received from "
+                  "Telegram. Put the new token in CABOT_TELEGRAM_TOKEN and restart cabot.")
 
     def succeeded(self) -> None:
         """A poll was answered: the Bot API is back if it was away."""
@@ -92,6 +107,8 @@ class WatchedPollRequest(HTTPXRequest):
             raise
         if HTTPStatus.OK <= code < HTTPStatus.MULTIPLE_CHOICES:
             self._watch.succeeded()
+        elif code == HTTPStatus.UNAUTHORIZED:
+            self._watch.rejected()
         return code, payload
 
     @staticmethod
@@ -104,3 +121,19 @@ class WatchedPollRequest(HTTPXRequest):
         except ValueError as error:
             raise TelegramError("Invalid server response") from error
         return parsed
+
+
+UPDATER_LOGGER = "telegram.ext"
+"""Where python-telegram-bot's retry loop logs (``telegram.ext._utils.networkloop``)."""
+
+
+class InvalidTokenLogFilter(logging.Filter):
+    """Drops the updater's traceback for a rejected token once the watch has said it."""
+
+    def __init__(self, watch: PollWatch) -> None:
+        super().__init__()
+        self._watch = watch
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.msg if isinstance(record.msg, str) else ""
+        return not (self._watch.token_rejected and "Invalid token" in message)

@@ -63,7 +63,7 @@ BAD_GATEWAY_PAGE = (
     "</body>\r\n</html>\r\n"
 )
 """What the proxy in front of the Bot API answers while the API behind it is down."""
-POLL_FAULTS = ("502", "drop")
+POLL_FAULTS = ("502", "drop", "401")
 GROUP = -1001234567890
 """A supergroup's chat id, as tests add it."""
 FORUM = -1009876543210
@@ -311,6 +311,8 @@ class FakeTelegram:
         self._poll_faults: deque[str] = deque()
         self.failed_polls = 0
         """getUpdates calls failed on purpose (``break_polling``)."""
+        self.unauthorized = 0
+        """Calls refused for a wrong (or revoked) token."""
         self._posts: dict[int, deque[float]] = {}
         self._recent: deque[float] = deque()
         self._changed = asyncio.Event()
@@ -376,6 +378,8 @@ class FakeTelegram:
                     params[key] = value
         call = ApiCall(method, params, self.clock())
         if token != self.token:
+            self.unauthorized += 1
+            self._bump()
             return self._answer(call, ApiError(401, "Unauthorized"))
         if method != "getUpdates":
             self.calls.append(call)
@@ -401,6 +405,9 @@ class FakeTelegram:
     async def _fail_poll(self, request: web.Request, how: str) -> web.Response:
         self.failed_polls += 1
         self._bump()
+        if how == "401":
+            self.unauthorized += 1
+            return web.json_response(ApiError(401, "Unauthorized").body(), status=401)
         if how == "502":
             return web.Response(status=502, text=BAD_GATEWAY_PAGE, content_type="text/html")
         transport = request.transport
@@ -481,7 +488,8 @@ class FakeTelegram:
 
     def break_polling(self, times: int, how: str = "502") -> None:
         """Fail the next ``times`` getUpdates calls (the one waiting now first): ``"502"``
-        answers Bad Gateway, ``"drop"`` closes the connection with no answer."""
+        answers Bad Gateway, ``"drop"`` closes the connection with no answer, ``"401"``
+        answers Unauthorized."""
         if how not in POLL_FAULTS:
             raise ValueError(f"how must be one of {POLL_FAULTS}")
         self._poll_faults.extend([how] * times)
@@ -490,6 +498,12 @@ class FakeTelegram:
     def _take_poll_fault(self) -> None:
         if self._poll_faults:
             raise PollFault(self._poll_faults.popleft())
+
+    def revoke_token(self) -> None:
+        """The owner revoked the bot's token in @BotFather: every call with it is refused
+        from now on, the long poll waiting now too."""
+        self.token = f"{self.me['id']}:revoked"
+        self.break_polling(1, "401")
 
     def flood_next(self, method: str, retry_after: int, chat_id: int | None = None) -> None:
         """Answer the next ``method`` call with a 429 flood wait."""

@@ -9,6 +9,7 @@ line when polling is back, instead of a traceback per failed poll.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -126,3 +127,28 @@ async def test_a_failing_long_poll_is_retried_and_what_was_written_meanwhile_ans
             "one line per outage, not one per failed poll")
         assert back == [line for line in back if line.endswith(f"({FAILED_POLLS} failed polls)")]
         assert len(back) == 2
+
+
+async def test_a_token_revoked_while_polling_is_said_once_with_what_to_do(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running(tmp_path, caplog) as chat:
+        await chat.ask("the first chapter")
+        caplog.clear()
+
+        chat.fake.revoke_token()
+        await chat.fake.wait_for(lambda: chat.fake.unauthorized >= 1)
+        polls = chat.fake.unauthorized
+        for _ in range(20):
+            await asyncio.sleep(POLL_INTERVAL * 2)
+        assert chat.fake.unauthorized == polls, "polling stops: the token will not work again"
+    # ... and cabot still stops cleanly.
+
+    worse = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.getMessage() for r in worse] == [
+        "Telegram rejected the bot token while polling (401 Unauthorized): it was "
+        "revoked or replaced in @BotFather, so nothing more is received from Telegram. "
+        "Put the new token in CABOT_TELEGRAM_TOKEN and restart cabot."]
+    assert not any(r.exc_info for r in caplog.records), "no traceback"
+    secret = TOKEN.split(":", 1)[1]
+    assert not any(secret in r.getMessage() for r in caplog.records)
