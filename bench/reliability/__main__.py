@@ -54,8 +54,9 @@ SCENARIOS = (
              "resumed or identified anew, missed messages answered once, one warning per "
              "outage; 4004/4014 one clear error, no retry loop",
              (f"{INTEGRATION}test_discord_reconnect.py",)),
-    Scenario("Telegram long poll: network errors and 502s for a while",
-             "polling resumes, messages after it answered once, one log line per outage",
+    Scenario("Telegram long poll: network errors and 502s for a while; a revoked token",
+             "polling resumes, messages after it answered once, one log line per outage; "
+             "a revoked token one clear error, no traceback, a clean stop",
              (f"{INTEGRATION}test_telegram_reconnect.py",)),
     Scenario("Telegram 429 floods (short and too long)",
              "short waits sat out and the final text shown; long ones fail one reply",
