@@ -127,8 +127,7 @@ class Previewer:
         if refusal is not None:
             return PreviewAnswer(refusal, refused=True)
         limits, count = self._limits, self._backend.count_tokens
-        reply_tokens = int(plan.sampling_values().get("max_tokens", limits.reply_tokens))
-        budget = PromptBudget(limits.n_ctx, min(reply_tokens, limits.n_ctx // 2))
+        budget = PromptBudget(limits.n_ctx, limits.reply_room(plan))
         history = conversation.history
         system = conversation.system(
             system_prompt_for(plan, [*(said for _, said in history), text], count))

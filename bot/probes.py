@@ -145,8 +145,7 @@ class ProbeRunner:
 
     def _prepare(self, plan: ComposedPlan, prompt: str, place: str) -> PreparedReply:
         limits = self._limits
-        reply_tokens = int(plan.sampling_values().get("max_tokens", limits.reply_tokens))
-        budget = PromptBudget(limits.n_ctx, min(reply_tokens, limits.n_ctx // 2))
+        budget = PromptBudget(limits.n_ctx, limits.reply_room(plan))
         budget = dataclasses.replace(
             budget, margin=budget.margin + post_history_cost(plan, self._count))
         system = system_prompt_for(plan, [prompt], self._count)

@@ -53,6 +53,18 @@ class ChatLimits:
     reply_tokens: int = 256
     history_messages: int = 40
 
+    @property
+    def reply_cap(self) -> int:
+        """The most tokens any reply may take: half the context window (the prompt keeps
+        the rest)."""
+        return self.n_ctx // 2
+
+    def reply_room(self, plan: ComposedPlan) -> int:
+        """Tokens a reply under ``plan`` may take: its layers' ``max_tokens``, else
+        ``reply_tokens`` (CABOT_REPLY_TOKENS), and never more than `reply_cap`."""
+        return min(int(plan.sampling_values().get("max_tokens", self.reply_tokens)),
+                   self.reply_cap)
+
 
 @dataclass
 class ReplyStats:
@@ -239,8 +251,7 @@ class ChatReplier:
                                                       self._backend.enforces))
             await self._say(adapter, message, refusal, False)
             return None
-        reply_tokens = int(plan.sampling_values().get("max_tokens", self._limits.reply_tokens))
-        budget = PromptBudget(self._limits.n_ctx, min(reply_tokens, self._limits.n_ctx // 2))
+        budget = PromptBudget(self._limits.n_ctx, self._limits.reply_room(plan))
         conversation = await conversation_for(self._store, message,
                                               self._limits.history_messages)
         history = conversation.history

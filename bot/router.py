@@ -55,7 +55,7 @@ class Router:
                                       reports=reports, budgets=budgets,
                                       previewer=Previewer(queue, backend, limits),
                                       probes=ProbeRunner(queue, backend.count_tokens, limits)
-                                      if switch_probes else None)
+                                      if switch_probes else None, limits=limits)
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
         self._observers: list[ReplyObserver] = []

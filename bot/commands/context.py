@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from bot.backends.base import LOCAL_SAMPLING, SamplingRule
 from bot.budgets import Budgets
 from bot.messages import IncomingMessage
+from bot.reply import ChatLimits
 from bot.resolution import ProfileResolver
 from bot.store import Actor, Level, Store
 from bot.why import ReplyReports
@@ -53,6 +54,8 @@ class CommandContext:
     """Posts a notice in answer to the command before its answer (e.g. probes running)."""
     automod: AutoModSource | None = None
     """The platform's AutoMod rules, where it has them (Discord)."""
+    limits: ChatLimits | None = None
+    """The context window and a reply's default room (for /profile explain)."""
 
     @property
     def actor(self) -> Actor:

@@ -48,13 +48,13 @@ async def profile_explain(ctx: CommandContext, command: Command) -> CommandReply
         bounds = await _check_bounded(ctx, library, profile.layers)
         plan = compose_bounded(library.stack(profile.layers), bounds)
         header = f"Profile '{profile.name}': {profile.description}"
-        return CommandReply(group_note(ctx, explain_plan(plan, header, bounds=bounds,
-                                                         enforces=ctx.enforces)), True)
+        return CommandReply(group_note(ctx, explain_plan(
+            plan, header, bounds=bounds, enforces=ctx.enforces, limits=ctx.limits)), True)
     resolved = await ctx.resolver.resolve(scope, member=ctx.message.author_id)
     what = f"Profile '{resolved.profile}'" if resolved.profile else "Custom layer stack"
     return CommandReply(group_note(ctx, explain_plan(
         resolved.plan, f"{what} — {resolved.source()}", bounds=resolved.bounds,
-        enforces=ctx.enforces)), True)
+        enforces=ctx.enforces, limits=ctx.limits)), True)
 
 
 def group_note(ctx: CommandContext, explained: str) -> str:

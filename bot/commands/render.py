@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from bot.backends.base import LOCAL_SAMPLING, SAMPLING_DEFAULTS, SamplingRule
 from bot.personal import PersonalResolved
+from bot.reply import ChatLimits
 from bot.resolution import Resolved
 from bot.store import AuditEntry
 from bot.why import ReplyReport
@@ -54,6 +55,7 @@ def explain_plan(
     *,
     bounds: tuple[Bound, ...] = (),
     enforces: frozenset[SamplingRule] = LOCAL_SAMPLING,
+    limits: ChatLimits | None = None,
 ) -> str:
     """The ``/profile explain`` text: prompt, settings and rules, each with its layer.
 
@@ -84,7 +86,9 @@ def explain_plan(
                      for entry in book.value.entries)
     lines += ["", "Sampling:"]
     for key in Sampling.model_fields:
-        if key in plan.sampling:
+        if key == "max_tokens" and limits is not None:
+            lines.append(f"  max_tokens = {_reply_room(plan, limits)}")
+        elif key in plan.sampling:
             lines.append(f"  {key} = {plan.sampling[key].value}  ({plan.sampling[key].layer})")
         elif key in SAMPLING_DEFAULTS:
             lines.append(f"  {key} = {SAMPLING_DEFAULTS[key]}  (cabot default)")
@@ -95,6 +99,21 @@ def explain_plan(
     if plan.prompt:
         lines += ["", PROMPT_NOTE]
     return "\n".join(lines)
+
+
+def _reply_room(plan: ComposedPlan, limits: ChatLimits) -> str:
+    """The room a reply gets, and why: a layer's ``max_tokens`` or the operator's default,
+    cut to half the context window."""
+    room = limits.reply_room(plan)
+    asked = plan.sampling.get("max_tokens")
+    if asked is not None:
+        why, wanted = f"{asked.layer}", int(asked.value)
+    else:
+        why, wanted = "the operator's default, CABOT_REPLY_TOKENS", limits.reply_tokens
+    if wanted > room:
+        return (f"{room}  ({why} asks {wanted}; a reply gets at most half of the "
+                f"{limits.n_ctx}-token context window)")
+    return f"{room}  ({why})"
 
 
 def where_enforced(rule: str, enforces: frozenset[SamplingRule]) -> str:

@@ -16,6 +16,7 @@ from bot.errors import CabotError
 from bot.messages import Command, IncomingMessage
 from bot.preview import Previewer
 from bot.probes import ProbeRunner
+from bot.reply import ChatLimits
 from bot.resolution import ProfileResolver
 from bot.store import Store
 from bot.why import ReplyReports
@@ -36,7 +37,9 @@ class CommandRunner:
         budgets: Budgets | None = None,
         previewer: Previewer | None = None,
         probes: ProbeRunner | None = None,
+        limits: ChatLimits | None = None,
     ) -> None:
+        self._limits = limits
         self._previewer = previewer
         self._probes = probes
         self._store = store
@@ -78,7 +81,7 @@ class CommandRunner:
             context = CommandContext(
                 message, self._store, self._resolver, level, self._help, self._enforces,
                 self._reports, self._budgets, previewer=self._previewer,
-                probes=self._probes, notify=notify, automod=automod,
+                probes=self._probes, notify=notify, automod=automod, limits=self._limits,
             )
             return await spec.handler(context, command)
         except CabotError as error:

@@ -233,3 +233,31 @@ async def test_a_phone_dash_before_community_is_understood(
 ) -> None:
     await send(app, chat, "/profile use researcher \u2014community", community_moderator=True)
     assert chat.texts()[-1].startswith("The whole community now uses profile 'researcher'")
+
+
+async def explained(app: App, chat: RecordingAdapter) -> str:
+    shown = len(chat.texts())
+    await send(app, chat, "/profile explain")
+    return "\n".join(chat.texts()[shown:])
+
+
+async def test_explain_gives_the_room_a_reply_gets_and_why(
+    tmp_path: Path, backend: FakeBackend
+) -> None:
+    app = make_app(tmp_path, backend, n_ctx=1024, reply_tokens=200)
+    chat = RecordingAdapter()
+    await app.start([chat])
+    try:
+        assert "  max_tokens = 200  (the operator's default, CABOT_REPLY_TOKENS)" in (
+            await explained(app, chat))
+        await send(app, chat, "hi")
+        assert backend.requests[-1].max_tokens == 200
+        await send(app, chat, "/layer create wordy\n```toml\ndescription = \"Long answers\"\n"
+                   "[sampling]\nmax_tokens = 4000\n```", community_moderator=True)
+        await send(app, chat, "/profile set base wordy", moderator=True)
+        assert ("  max_tokens = 512  (wordy asks 4000; a reply gets at most half of the "
+                "1024-token context window)") in await explained(app, chat)
+        await send(app, chat, "hi again")
+        assert backend.requests[-1].max_tokens == 512
+    finally:
+        await app.stop()
