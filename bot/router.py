@@ -7,12 +7,14 @@ import logging
 import time
 from collections.abc import Callable
 
+from lru import LRU
+
 from bot.adapter import Adapter, MessageSink
 from bot.automod import AutoModSource
 from bot.backends.base import Backend
 from bot.budgets import Budgets
 from bot.commands import CommandReply, CommandRunner
-from bot.errors import AdapterError
+from bot.errors import AdapterError, ForbiddenError
 from bot.flood import FloodGuard
 from bot.messages import CommunityMoved, IncomingMessage, OutgoingMessage, Scope
 from bot.preview import Previewer
@@ -26,6 +28,13 @@ from bot.summaries import Summariser
 from bot.why import ReplyReports
 
 log = logging.getLogger(__name__)
+
+FORBIDDEN_QUIET = 120.0
+"""Seconds cabot stays quiet in a place after the platform refused it permission to post
+there: it generates nothing there meanwhile, so a channel it may not post in costs the
+others no model time, and the operator reads one warning, not one per message."""
+FORBIDDEN_PLACES = 4096
+"""Places where posting was refused that are remembered at most."""
 
 ReplyObserver = Callable[[IncomingMessage, ReplyStats], None]
 """Told about every finished chat reply (the CLI's ``--stats``, benchmarks)."""
@@ -50,6 +59,9 @@ class Router:
     ) -> None:
         self._store = store
         self._flood = flood
+        self._clock = clock
+        self._forbidden: LRU[str, float] = LRU(FORBIDDEN_PLACES)
+        """Until when cabot stays quiet in each place where it may not post."""
         reports = ReplyReports()
         self.commands = CommandRunner(store, resolver, enforces=backend.enforces,
                                       reports=reports, budgets=budgets,
@@ -121,6 +133,8 @@ class Router:
     async def _guarded(self, adapter: Adapter, message: IncomingMessage) -> None:
         try:
             await self.handle(adapter, message)
+        except ForbiddenError as error:
+            self._refused(adapter, message, error)
         except AdapterError as error:
             log.warning("%s: could not deliver a reply in %s: %s",
                         adapter.name, message.scope.describe(), error)
@@ -151,6 +165,10 @@ class Router:
             return None
         if not await self._admit(adapter, message):
             return None
+        if self._forbidden.get(message.scope.key(), 0.0) > self._clock():
+            log.debug("%s: not answering in %s: no permission to post there",
+                      adapter.name, message.scope.describe())
+            return None
         stats = await self._replier.reply(adapter, message)
         for observer in list(self._observers):
             observer(message, stats)
@@ -164,6 +182,20 @@ class Router:
                 in_reply_to=message, text=chunk, ephemeral=reply.ephemeral or reply.private,
                 private=reply.private,
             ))
+
+    def _refused(self, adapter: Adapter, message: IncomingMessage, error: ForbiddenError
+                 ) -> None:
+        """The platform refused a post in ``message``'s place: stay quiet there a while
+        (`FORBIDDEN_QUIET`), saying so once."""
+        key, now = message.scope.key(), self._clock()
+        if self._forbidden.get(key, 0.0) > now:  # a reply started before the first refusal
+            log.debug("%s: could not deliver a reply in %s: %s", adapter.name,
+                      message.scope.describe(), error)
+            return
+        self._forbidden[key] = now + FORBIDDEN_QUIET
+        log.warning("%s: could not deliver a reply in %s: %s Not answering chat there for "
+                    "the next %.0f s.", adapter.name, message.scope.describe(), error,
+                    FORBIDDEN_QUIET)
 
     async def _admit(self, adapter: Adapter, message: IncomingMessage) -> bool:
         """Whether to answer ``message``; a flooding user is told once, then ignored."""

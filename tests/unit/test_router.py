@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import pytest
 
 from bot.app import App
-from bot.messages import Scope
+from bot.errors import ForbiddenError
+from bot.messages import OutgoingMessage, Scope, SentMessage
+from bot.router import FORBIDDEN_QUIET, ChatLimits, Router
 from tests.helpers.apps import make_app
 from tests.helpers.fake_backend import FakeBackend, last_user_text
 from tests.helpers.recording import RecordingAdapter, message
@@ -261,3 +264,48 @@ async def test_explain_gives_the_room_a_reply_gets_and_why(
         assert backend.requests[-1].max_tokens == 512
     finally:
         await app.stop()
+
+
+class NoPostingIn(RecordingAdapter):
+    """A platform on which cabot may not post in one channel."""
+
+    def __init__(self, channel: str) -> None:
+        super().__init__()
+        self.channel = channel
+        self.refused = 0
+
+    async def send(self, message: OutgoingMessage) -> SentMessage:
+        if message.in_reply_to.scope.channel == self.channel:
+            self.refused += 1
+            raise ForbiddenError(f"cabot may not post in #{self.channel}; give it Send "
+                                 "Messages there.")
+        return await super().send(message)
+
+
+async def test_a_place_where_posting_is_refused_costs_no_model_time_for_a_while(
+    app: App, backend: FakeBackend, caplog: pytest.LogCaptureFixture
+) -> None:
+    now = [1000.0]
+    router = Router(app.store, app.resolver, app.queue, app.backend, ChatLimits(),
+                    clock=lambda: now[0])
+    platform = NoPostingIn("announcements")
+    await app.start([platform])
+    sink = router.sink_for(platform)
+    with caplog.at_level(logging.WARNING, logger="bot.router"):
+        await sink(message("hello?", channel="announcements"))
+        await router.drain()
+        assert len(backend.requests) == 1 and platform.refused == 1
+        for index in range(5):
+            await sink(message(f"anyone there? {index}", channel="announcements"))
+        await sink(message("hello", channel="general"))
+        await router.drain()
+    assert len(backend.requests) == 2  # only the other channel's message was generated
+    assert platform.texts() == ["You said: user: hello"]
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1
+    assert "#announcements" in warnings[0] and "Not answering chat there for the next" in (
+        warnings[0])
+    now[0] += FORBIDDEN_QUIET + 1  # the permission may have been granted since: try again
+    await sink(message("and now?", channel="announcements"))
+    await router.drain()
+    assert len(backend.requests) == 3 and platform.refused == 2
