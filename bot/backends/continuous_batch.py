@@ -146,6 +146,10 @@ class ContinuousBatch:
             self._stats.reused_tokens += lease.keep
             if lease.source is not None:
                 self._stats.copies += 1
+                # A copy adds the source's cells to what the sequence holds: drop all of
+                # that first, or the cells of the conversation evicted from it would stay
+                # at the copied positions, read by this reply.
+                self._ctx.forget(lease.slot.seq_id)
                 self._ctx.copy(lease.source.seq_id, lease.slot.seq_id)
             self._ctx.forget(lease.slot.seq_id, lease.keep)
             job.slot = lease.slot

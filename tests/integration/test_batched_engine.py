@@ -206,6 +206,49 @@ async def test_an_evicted_channel_re_evaluated_continues_as_a_resident_one(
     assert resident.strip()
 
 
+def state_bytes(backend: BatchedBackend, seq_id: int) -> int:
+    """The size of sequence ``seq_id``'s saved state: a fixed part and the same bytes for
+    each KV cell it holds (read while the engine is idle)."""
+    ctx = backend.engine._ctx  # the engine's llama.cpp context; idle between replies
+    assert ctx is not None
+    return int(ctx._lc.llama_state_seq_get_size(ctx.ctx, seq_id))
+
+
+async def test_a_sequence_taken_from_an_evicted_channel_holds_none_of_its_kv(
+    model_path: Path,
+) -> None:
+    # Two sequences in the shared cache: x (another system prompt) and y, then z, a new
+    # channel with y's system prompt, takes x's sequence and copies y's prompt KV.
+    backend = BatchedBackend(model_path, n_ctx=512, parallel=2, resident=2,
+                             n_threads=THREADS, n_threads_batch=THREADS)
+    await backend.start()
+    try:
+        table = backend.engine.table
+        other = GenerationRequest(messages=(
+            ChatMessage("system", "Reply in one short sentence."),
+            ChatMessage("user", "Which planet is the largest one in our solar system?")),
+            temperature=0.0, max_tokens=20, session="x")
+        await reply(backend, other)
+        await reply(backend, ask(QUESTIONS[0], session="y"))
+        x, y = table.resident("x"), table.resident("y")
+        assert x is not None and y is not None
+        # Two sequences of known length: the state's fixed part and its bytes per cell.
+        sizes = {slot.seq_id: (len(slot.tokens), state_bytes(backend, slot.seq_id))
+                 for slot in (x, y)}
+        (n1, b1), (n2, b2) = sizes.values()
+        per_cell = (b1 - b2) / (n1 - n2)
+        fixed = b1 - per_cell * n1
+        copies = backend.engine.stats.copies
+        await reply(backend, ask(QUESTIONS[1], session="z"))
+        z = table.resident("z")
+        assert z is not None and z.seq_id == x.seq_id  # x was evicted for it
+        assert backend.engine.stats.copies == copies + 1  # y's system prompt was copied
+        held = (state_bytes(backend, z.seq_id) - fixed) / per_cell
+    finally:
+        await backend.stop()
+    assert round(held) == len(z.tokens)  # its own cells only, none of x's conversation
+
+
 async def test_cancelling_one_sequence_frees_it_and_the_others_finish(
     either: BatchedBackend,
 ) -> None:
