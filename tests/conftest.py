@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.settings import Settings
+from tests.helpers.recurrent_model import write_tiny_mamba
 from tools.models import gemma_path as gemma_model_path
 
 # Loopback fakes must never go through a proxy.
@@ -27,6 +28,12 @@ def gemma_path() -> Path:
     if not path.is_file():
         pytest.skip(f"the Gemma base model is not at {path}; 'make gemma' fetches it")
     return path
+
+
+@pytest.fixture(scope="session")
+def recurrent_path(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -> Path:
+    """A tiny recurrent (Mamba) model with the bundled model's tokenizer, written once."""
+    return write_tiny_mamba(model_path, tmp_path_factory.mktemp("models") / "mamba.gguf")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -143,7 +143,7 @@ class ContinuousBatch:
             self._stats.evictions += len(lease.freed) + (lease.evicted is not None)
             if lease.evicted is not None:
                 log.debug("evicted %s from sequence %d", lease.evicted, lease.slot.seq_id)
-            self._stats.reused_tokens += lease.keep
+            keep = lease.keep
             if lease.source is not None:
                 self._stats.copies += 1
                 # A copy adds the source's cells to what the sequence holds: drop all of
@@ -151,9 +151,14 @@ class ContinuousBatch:
                 # at the copied positions, read by this reply.
                 self._ctx.forget(lease.slot.seq_id)
                 self._ctx.copy(lease.source.seq_id, lease.slot.seq_id)
-            self._ctx.forget(lease.slot.seq_id, lease.keep)
+            if not self._ctx.forget(lease.slot.seq_id, keep):
+                # A recurrent model's state cannot be cut back to a prefix: start afresh.
+                self._ctx.forget(lease.slot.seq_id)
+                self._table.restart(lease.slot)
+                keep = 0
+            self._stats.reused_tokens += keep
             job.slot = lease.slot
-            job.evaluated = lease.keep
+            job.evaluated = keep
             job.serial = next(self._serial)
             try:
                 job.sampler = self._sampler_for(job)
@@ -246,7 +251,9 @@ class ContinuousBatch:
                         len(jobs), error.code)
             for job in jobs:
                 assert job.slot is not None and job.pending is not None
-                self._ctx.forget(job.slot.seq_id, job.evaluated)
+                if not self._ctx.forget(job.slot.seq_id, job.evaluated):
+                    self._fail(job, error, forget=True)
+                    continue
                 try:
                     self._ctx.decode([(job.slot.seq_id, job.evaluated, job.pending, True)])
                 except DecodeFailedError as alone:
@@ -315,8 +322,11 @@ class ContinuousBatch:
 
     def _release(self, slot: Slot) -> None:
         """The job on ``slot`` ended: keep its prompt's KV, drop the generated tail."""
-        self._ctx.forget(slot.seq_id, slot.exact)
+        kept = self._ctx.forget(slot.seq_id, slot.exact)
         self._table.release(slot)
+        if not kept:  # a recurrent state holds the reply too and cannot be cut back
+            self._ctx.forget(slot.seq_id)
+            self._table.forget(slot)
 
     def _finish(self, job: EngineJob) -> None:
         self._end(job)

@@ -250,9 +250,14 @@ class NativeContext:
         """
         self._lc.llama_memory_seq_cp(self.memory, source, target, -1, -1)
 
-    def forget(self, seq_id: int, start: int = 0) -> None:
-        """Drop sequence ``seq_id``'s KV from position ``start`` on."""
-        self._lc.llama_memory_seq_rm(self.memory, seq_id, start, -1)
+    def forget(self, seq_id: int, start: int = 0) -> bool:
+        """Drop sequence ``seq_id``'s KV from position ``start`` on.
+
+        False when the model's memory cannot drop part of a sequence: a recurrent model
+        (Mamba, RWKV) or a hybrid one keeps one state per sequence, not a cell per token.
+        The sequence's memory is then unknown; forget it from 0, which never fails.
+        """
+        return bool(self._lc.llama_memory_seq_rm(self.memory, seq_id, start, -1))
 
     def decode(self, entries: Sequence[tuple[int, int, int, bool]]) -> None:
         """Evaluate ``(seq_id, position, token, wants_logits)`` entries in one call.

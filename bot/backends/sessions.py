@@ -250,6 +250,12 @@ class SlotTable:
                     # Two jobs of one channel ran at once; the newest KV represents it.
                     other.session = None
 
+    def restart(self, slot: Slot) -> None:
+        """The job just given ``slot`` keeps none of its KV (it could not be cut back to
+        the kept prefix): it evaluates its whole prompt."""
+        slot.tokens.clear()
+        slot.exact = 0
+
     def forget(self, slot: Slot) -> None:
         """The slot's KV is unknown (a failed evaluation): treat it as empty."""
         slot.tokens.clear()

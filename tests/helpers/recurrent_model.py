@@ -1,0 +1,100 @@
+"""A tiny recurrent model (Mamba) for tests: random weights, the bundled model's tokenizer.
+
+Recurrent and hybrid models (Mamba, RWKV; LFM2, Granite 4.0 H, Nemotron-H mix them with
+attention) keep one state per sequence instead of a KV cell per token, so llama.cpp
+cannot cut a sequence back to a prefix. No such model is small enough to bundle, so the
+tests write one with ``gguf`` (llama.cpp's own GGUF library): two Mamba blocks of width 64
+and an output layer that only ever prefers one of two words, so replies are visible text.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from gguf import GGUFReader, GGUFValueType, GGUFWriter, LlamaFileType
+
+WIDTH = 64
+BLOCKS = 2
+CONV = 4
+STATE = 16
+STEP_RANK = 4
+WORDS = ("ok", "yes")
+"""The output layer scores the first by the hidden state's sum and the second by its
+negative: every reply is made of these two words."""
+
+
+def write_tiny_mamba(tokenizer_from: Path, out: Path) -> Path:
+    """Write the model to ``out``, with ``tokenizer_from``'s tokenizer and chat template."""
+    reader = GGUFReader(tokenizer_from)
+    writer = GGUFWriter(out, "mamba")
+    writer.add_context_length(2048)
+    writer.add_embedding_length(WIDTH)
+    writer.add_block_count(BLOCKS)
+    writer.add_feed_forward_length(0)
+    writer.add_head_count(0)
+    writer.add_ssm_conv_kernel(CONV)
+    writer.add_ssm_inner_size(2 * WIDTH)
+    writer.add_ssm_state_size(STATE)
+    writer.add_ssm_time_step_rank(STEP_RANK)
+    writer.add_layer_norm_rms_eps(1e-5)
+    writer.add_file_type(LlamaFileType.ALL_F32)
+    tokens = _copy_tokenizer(reader, writer)
+    rng = np.random.default_rng(0)
+
+    def weights(*shape: int, scale: float = 0.02) -> npt.NDArray[np.float32]:
+        return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+    inner = 2 * WIDTH
+    output = np.zeros((len(tokens), WIDTH), np.float32)
+    first, second = (tokens.index(word) for word in WORDS)
+    output[first], output[second] = 10.0, -10.0
+    writer.add_tensor("token_embd.weight", weights(len(tokens), WIDTH))
+    writer.add_tensor("output_norm.weight", np.ones(WIDTH, np.float32))
+    writer.add_tensor("output.weight", output)
+    for block in range(BLOCKS):
+        name = f"blk.{block}."
+        writer.add_tensor(name + "attn_norm.weight", np.ones(WIDTH, np.float32))
+        writer.add_tensor(name + "ssm_in.weight", weights(2 * inner, WIDTH))
+        writer.add_tensor(name + "ssm_conv1d.weight", weights(inner, CONV))
+        writer.add_tensor(name + "ssm_conv1d.bias", np.zeros(inner, np.float32))
+        writer.add_tensor(name + "ssm_x.weight", weights(STEP_RANK + 2 * STATE, inner))
+        writer.add_tensor(name + "ssm_dt.weight", weights(inner, STEP_RANK))
+        writer.add_tensor(name + "ssm_dt.bias", np.zeros(inner, np.float32))
+        writer.add_tensor(name + "ssm_a", -np.exp(weights(inner, STATE, scale=0.1)))
+        writer.add_tensor(name + "ssm_d", np.ones(inner, np.float32))
+        writer.add_tensor(name + "ssm_out.weight", weights(WIDTH, inner))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return out
+
+
+def _copy_tokenizer(reader: GGUFReader, writer: GGUFWriter) -> list[str]:
+    """Copy every ``tokenizer.*`` field; returns the vocabulary."""
+    scalar: dict[GGUFValueType, Any] = {
+        GGUFValueType.UINT32: writer.add_uint32, GGUFValueType.INT32: writer.add_int32,
+        GGUFValueType.BOOL: writer.add_bool, GGUFValueType.FLOAT32: writer.add_float32,
+        GGUFValueType.UINT8: writer.add_uint8,
+    }
+    tokens: list[str] = []
+    for field in reader.fields.values():
+        if not field.name.startswith("tokenizer."):
+            continue
+        kind = field.types[0]
+        if kind == GGUFValueType.ARRAY:
+            if field.types[-1] == GGUFValueType.STRING:
+                values: list[Any] = [bytes(field.parts[i]).decode() for i in field.data]
+            else:
+                values = [field.parts[i].tolist()[0] for i in field.data]
+            if field.name == "tokenizer.ggml.tokens":
+                tokens = values
+            writer.add_array(field.name, values)
+        elif kind == GGUFValueType.STRING:
+            writer.add_string(field.name, bytes(field.parts[field.data[0]]).decode())
+        else:
+            scalar[kind](field.name, field.parts[field.data[0]].tolist()[0])
+    return tokens
