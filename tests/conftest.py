@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.settings import Settings
-from tests.helpers.recurrent_model import write_tiny_mamba
+from tests.helpers.tiny_models import write_tiny_bert, write_tiny_mamba
 from tools.models import gemma_path as gemma_model_path
 
 # Loopback fakes must never go through a proxy.
@@ -34,6 +34,12 @@ def gemma_path() -> Path:
 def recurrent_path(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -> Path:
     """A tiny recurrent (Mamba) model with the bundled model's tokenizer, written once."""
     return write_tiny_mamba(model_path, tmp_path_factory.mktemp("models") / "mamba.gguf")
+
+
+@pytest.fixture(scope="session")
+def embedding_path(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -> Path:
+    """A tiny embedding (BERT) model, which reads text but writes none, written once."""
+    return write_tiny_bert(model_path, tmp_path_factory.mktemp("models") / "bert.gguf")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

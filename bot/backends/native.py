@@ -21,7 +21,7 @@ import numpy.typing as npt
 from bot.backends.base import ChatMessage
 from bot.backends.chat_format import AUTO, ChatFormat, ModelSpecials, choose_format
 from bot.backends.control_tokens import ControlTokenGuard
-from bot.errors import DecodeFailedError, InferenceError
+from bot.errors import ConfigError, DecodeFailedError, InferenceError
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,8 @@ class Vocabulary:
         chat_format: ``CABOT_CHAT_FORMAT`` (see ``chat_format``).
 
     Raises:
-        ConfigError: ``chat_format`` names no known format or usable template file.
+        ConfigError: the model does not generate text (an embedding or encoder model), or
+            ``chat_format`` names no known format or usable template file.
     """
 
     def __init__(self, model: Any, *, chat_format: str = AUTO) -> None:
@@ -49,6 +50,7 @@ class Vocabulary:
 
         self._lc = lc
         self.model: Any = model
+        self._check_generates()
         self.vocab: Any = lc.llama_model_get_vocab(model)
         self.n_vocab = int(lc.llama_vocab_n_tokens(self.vocab))
         self.vocab_texts: list[str] = [
@@ -59,6 +61,27 @@ class Vocabulary:
         """Escapes control-token spellings in chat text."""
         self.chat: ChatFormat = choose_format(chat_format, self.specials(), self.control_guard)
         log.info("chat format: %s", self.chat.name)
+
+    def meta(self, key: str) -> str | None:
+        """The GGUF metadata value ``key``, as text (None when the file has none)."""
+        buffer = ctypes.create_string_buffer(256)
+        size = self._lc.llama_model_meta_val_str(self.model, key.encode(), buffer, len(buffer))
+        return buffer.value.decode("utf-8", errors="replace") if size >= 0 else None
+
+    def _check_generates(self) -> None:
+        """Refuse a model that only reads text: an embedding model (BERT and its kin, whose
+        attention sees the whole input) or an encoder without a decoder. llama.cpp loads
+        those as well, and every reply would come back empty."""
+        arch = self.meta("general.architecture") or "unknown"
+        lc = self._lc
+        encoder_only = lc.llama_model_has_encoder(self.model) and not (
+            lc.llama_model_has_decoder(self.model))
+        if encoder_only or self.meta(f"{arch}.attention.causal") == "false":
+            raise ConfigError(
+                f"CABOT_MODEL is an embedding or encoder model ({arch}), which reads text "
+                "but does not write it; point it at a model that generates text (an "
+                "instruct or base model)."
+            )
 
     def specials(self) -> ModelSpecials:
         """The GGUF's chat template and the spellings of its BOS and EOS tokens."""

@@ -1,10 +1,13 @@
-"""A tiny recurrent model (Mamba) for tests: random weights, the bundled model's tokenizer.
+"""Tiny models of other architectures for tests: random weights, the bundled tokenizer.
 
-Recurrent and hybrid models (Mamba, RWKV; LFM2, Granite 4.0 H, Nemotron-H mix them with
-attention) keep one state per sequence instead of a KV cell per token, so llama.cpp
-cannot cut a sequence back to a prefix. No such model is small enough to bundle, so the
-tests write one with ``gguf`` (llama.cpp's own GGUF library): two Mamba blocks of width 64
-and an output layer that only ever prefers one of two words, so replies are visible text.
+No such model is small enough to bundle, so the tests write them with ``gguf`` (llama.cpp's
+own GGUF library):
+
+- a recurrent model (Mamba). Recurrent and hybrid models (Mamba, RWKV; LFM2, Granite 4.0
+  H, Nemotron-H mix them with attention) keep one state per sequence instead of a KV cell
+  per token, so llama.cpp cannot cut a sequence back to a prefix. Two blocks of width 64,
+  and an output layer that only ever prefers one of two words, so replies are visible text;
+- an embedding model (BERT), which llama.cpp loads but which writes no text.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from gguf import GGUFReader, GGUFValueType, GGUFWriter, LlamaFileType
+from gguf import GGUFReader, GGUFValueType, GGUFWriter, LlamaFileType, PoolingType
 
 WIDTH = 64
 BLOCKS = 2
@@ -66,6 +69,53 @@ def write_tiny_mamba(tokenizer_from: Path, out: Path) -> Path:
         writer.add_tensor(name + "ssm_a", -np.exp(weights(inner, STATE, scale=0.1)))
         writer.add_tensor(name + "ssm_d", np.ones(inner, np.float32))
         writer.add_tensor(name + "ssm_out.weight", weights(WIDTH, inner))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return out
+
+
+def write_tiny_bert(tokenizer_from: Path, out: Path) -> Path:
+    """Write a two-layer BERT embedding model to ``out`` (mean pooling, no output layer)."""
+    reader = GGUFReader(tokenizer_from)
+    writer = GGUFWriter(out, "bert")
+    feed_forward, positions = 2 * WIDTH, 512
+    writer.add_context_length(positions)
+    writer.add_embedding_length(WIDTH)
+    writer.add_feed_forward_length(feed_forward)
+    writer.add_block_count(BLOCKS)
+    writer.add_head_count(4)
+    writer.add_token_type_count(2)
+    writer.add_layer_norm_eps(1e-12)
+    writer.add_causal_attention(False)
+    writer.add_pooling_type(PoolingType.MEAN)
+    writer.add_file_type(LlamaFileType.ALL_F32)
+    tokens = _copy_tokenizer(reader, writer)
+    rng = np.random.default_rng(0)
+
+    def weights(*shape: int) -> npt.NDArray[np.float32]:
+        return (rng.standard_normal(shape) * 0.02).astype(np.float32)
+
+    def norm(name: str) -> None:
+        writer.add_tensor(name + ".weight", np.ones(WIDTH, np.float32))
+        writer.add_tensor(name + ".bias", np.zeros(WIDTH, np.float32))
+
+    writer.add_tensor("token_embd.weight", weights(len(tokens), WIDTH))
+    writer.add_tensor("token_types.weight", weights(2, WIDTH))
+    writer.add_tensor("position_embd.weight", weights(positions, WIDTH))
+    norm("token_embd_norm")
+    for block in range(BLOCKS):
+        name = f"blk.{block}."
+        for part in ("attn_q", "attn_k", "attn_v", "attn_output"):
+            writer.add_tensor(f"{name}{part}.weight", weights(WIDTH, WIDTH))
+            writer.add_tensor(f"{name}{part}.bias", np.zeros(WIDTH, np.float32))
+        norm(name + "attn_output_norm")
+        norm(name + "layer_output_norm")
+        writer.add_tensor(name + "ffn_up.weight", weights(feed_forward, WIDTH))
+        writer.add_tensor(name + "ffn_up.bias", np.zeros(feed_forward, np.float32))
+        writer.add_tensor(name + "ffn_down.weight", weights(WIDTH, feed_forward))
+        writer.add_tensor(name + "ffn_down.bias", np.zeros(WIDTH, np.float32))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()

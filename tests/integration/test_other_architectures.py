@@ -1,8 +1,9 @@
-"""A recurrent model (Mamba) through the bot: a channel's every message is answered.
+"""Models that are not attention decoders: a recurrent one is answered, an embedding one
+is refused with a clear message.
 
-Such a model keeps one state per sequence, which llama.cpp cannot cut back to a prefix,
-so the batched engine cannot keep a returning channel's prompt or copy a shared system
-prompt as it does with attention KV: it evaluates each prompt afresh instead.
+A recurrent model (Mamba) keeps one state per sequence, which llama.cpp cannot cut back
+to a prefix, so the batched engine cannot keep a returning channel's prompt or copy a
+shared system prompt as it does with attention KV: it evaluates each prompt afresh.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import pytest
 from bot.backends.base import Backend
 from bot.backends.batched import BatchedBackend
 from bot.backends.llama import LlamaBackend
+from bot.errors import ConfigError
 from tests.helpers.apps import make_app
 from tests.helpers.recording import RecordingAdapter, message
-from tests.helpers.recurrent_model import WORDS
+from tests.helpers.tiny_models import WORDS
 
 pytestmark = pytest.mark.model
 
@@ -53,3 +55,16 @@ async def test_every_message_of_a_returning_channel_is_answered(
     replies = chat.texts()
     assert len(replies) == 4, replies
     assert all(reply.strip() and only_words(reply) for reply in replies), replies
+
+
+@pytest.mark.parametrize("kind", ["batched", "single"])
+async def test_an_embedding_model_is_refused_at_start_saying_why(
+    kind: str, embedding_path: Path
+) -> None:
+    backend = engine(kind, embedding_path)
+    with pytest.raises(ConfigError) as refused:
+        await backend.start()
+    await backend.stop()
+    assert str(refused.value) == (
+        "CABOT_MODEL is an embedding or encoder model (bert), which reads text but does "
+        "not write it; point it at a model that generates text (an instruct or base model).")
