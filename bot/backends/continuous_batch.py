@@ -145,7 +145,6 @@ class ContinuousBatch:
                 log.debug("evicted %s from sequence %d", lease.evicted, lease.slot.seq_id)
             keep = lease.keep
             if lease.source is not None:
-                self._stats.copies += 1
                 # A copy adds the source's cells to what the sequence holds: drop all of
                 # that first, or the cells of the conversation evicted from it would stay
                 # at the copied positions, read by this reply.
@@ -156,6 +155,8 @@ class ContinuousBatch:
                 self._ctx.forget(lease.slot.seq_id)
                 self._table.restart(lease.slot)
                 keep = 0
+            elif lease.source is not None:
+                self._stats.copies += 1
             self._stats.reused_tokens += keep
             job.slot = lease.slot
             job.evaluated = keep
