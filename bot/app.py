@@ -7,7 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from bot.adapter import Adapter
-from bot.backends.base import Backend
+from bot.backends.base import Backend, ContextWindow
 from bot.budgets import Budgets, DailyLimits
 from bot.errors import ConfigError, ProfileError
 from bot.flood import FloodGuard
@@ -175,6 +175,8 @@ class App:
         self._started.append("store")
         await self.backend.start()
         self._started.append("backend")
+        if isinstance(self.backend, ContextWindow):
+            self.router.fit_window(self.backend.n_ctx)
         await self.queue.start()
         self._started.append("queue")
         for adapter in adapters:

@@ -45,9 +45,14 @@ Say = Callable[[Adapter, IncomingMessage, str, bool], Awaitable[None]]
 """Posts a notice in reply to a message; the flag asks for it to be ephemeral."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class ChatLimits:
-    """Context and memory limits for chat replies."""
+    """Context and memory limits for chat replies.
+
+    One object, shared by everything that fits a prompt (replies, summaries, previews,
+    probes): `Router.fit_window` lowers ``n_ctx`` to the model's own window once the
+    backend has started, and all of them keep within it from then on.
+    """
 
     n_ctx: int = 2048
     reply_tokens: int = 256
@@ -180,8 +185,7 @@ class ChatReplier:
         self.reports = reports if reports is not None else ReplyReports()
         self.budgets = budgets
         """Daily token budgets, checked before a reply and counted after it."""
-        self.summaries = Summariser(store, queue, backend.count_tokens, limits.n_ctx,
-                                    limits.history_messages, budgets)
+        self.summaries = Summariser(store, queue, backend.count_tokens, limits, budgets)
         """Summarises older turns when a conversation outgrows the context window."""
         self._made = PromptMessages()
         """Remembered turns ready for the next prompt (bot.prompt_fit)."""

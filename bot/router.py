@@ -59,6 +59,7 @@ class Router:
     ) -> None:
         self._store = store
         self._flood = flood
+        self._limits = limits
         self._clock = clock
         self._forbidden: LRU[str, float] = LRU(FORBIDDEN_PLACES)
         """Until when cabot stays quiet in each place where it may not post."""
@@ -75,6 +76,13 @@ class Router:
             store, resolver, queue, backend, limits, self._notice, clock, flood, reports,
             budgets,
         )
+
+    def fit_window(self, n_ctx: int) -> None:
+        """Keep every prompt within ``n_ctx`` tokens: the model's own context window, when
+        it is smaller than CABOT_N_CTX."""
+        if n_ctx < self._limits.n_ctx:
+            log.info("prompts are fitted to the model's context window of %d tokens", n_ctx)
+            self._limits.n_ctx = n_ctx
 
     def observe(self, observer: ReplyObserver) -> Callable[[], None]:
         """Call ``observer`` with each finished reply's stats; returns how to stop."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from bot.backends.base import ChatMessage, GenerationRequest
 from bot.budgets import Budgets
@@ -27,6 +28,9 @@ from bot.queue import InferenceQueue
 from bot.store import Store
 from bot.store.summaries import Turn
 from profiles import ComposedPlan
+
+if TYPE_CHECKING:
+    from bot.reply import ChatLimits
 
 log = logging.getLogger(__name__)
 
@@ -50,18 +54,17 @@ class Summariser:
         store: where turns and summaries are kept.
         queue: the shared inference queue (summaries run there at low priority).
         count_tokens: the model's token count.
-        n_ctx: the model's context window.
-        history_messages: turns remembered per place.
+        limits: the model's context window and the turns remembered per place.
         budgets: where the tokens summaries generate are counted (to the community).
     """
 
     def __init__(self, store: Store, queue: InferenceQueue, count_tokens: Callable[[str], int],
-                 n_ctx: int, history_messages: int, budgets: Budgets | None = None) -> None:
+                 limits: ChatLimits, budgets: Budgets | None = None) -> None:
         self._store = store
         self._queue = queue
         self._count = count_tokens
-        self._n_ctx = n_ctx
-        self._history = history_messages
+        self._limits = limits
+        self._history = limits.history_messages
         self._budgets = budgets
         self._running: dict[str, asyncio.Task[None]] = {}
 
@@ -130,7 +133,7 @@ class Summariser:
         """The oldest turns to fold (whole exchanges, what fits the window), and the text
         the model summarises: the summary so far and those turns."""
         wanted = min(dropped + dropped % 2, len(turns) - KEEP_TURNS)
-        room = (self._n_ctx - SUMMARY_TOKENS - self._count(SUMMARY_PROMPT)
+        room = (self._limits.n_ctx - SUMMARY_TOKENS - self._count(SUMMARY_PROMPT)
                 - 4 * PER_MESSAGE_OVERHEAD)
         head = f"The summary so far:\n{old}\n\n" if old else ""
         room -= self._count(head) + self._count("The conversation:\n")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.settings import Settings
-from tests.helpers.tiny_models import write_tiny_bert, write_tiny_mamba
+from tests.helpers.tiny_models import write_tiny_bert, write_tiny_gpt2, write_tiny_mamba
 from tools.models import gemma_path as gemma_model_path
 
 # Loopback fakes must never go through a proxy.
@@ -40,6 +40,12 @@ def recurrent_path(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -
 def embedding_path(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -> Path:
     """A tiny embedding (BERT) model, which reads text but writes none, written once."""
     return write_tiny_bert(model_path, tmp_path_factory.mktemp("models") / "bert.gguf")
+
+
+@pytest.fixture(scope="session")
+def short_context_path(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -> Path:
+    """A tiny GPT-2 whose table of positions ends at 128 tokens, written once."""
+    return write_tiny_gpt2(model_path, tmp_path_factory.mktemp("models") / "gpt2.gguf")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
-from typing import Literal, Protocol, cast
+from typing import Literal, Protocol, cast, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,16 @@ SamplingRule = Literal["banned", "grammar", "stop", "max_tokens"]
 
 LOCAL_SAMPLING: frozenset[SamplingRule] = frozenset({"banned", "grammar", "stop", "max_tokens"})
 """What the in-process llama.cpp engines enforce at sampling: every kind."""
+
+
+@runtime_checkable
+class ContextWindow(Protocol):
+    """A backend whose model has a context window of its own, known once it has started
+    (the local engines): prompts are fitted to it when it is smaller than CABOT_N_CTX."""
+
+    @property
+    def n_ctx(self) -> int:
+        """Tokens one conversation may hold: its prompt and its reply."""
 
 
 class Backend(Protocol):

@@ -17,7 +17,7 @@ from pathlib import Path
 from bot.backends.chat_format import AUTO
 from bot.backends.continuous_batch import ContinuousBatch
 from bot.backends.engine_job import EngineJob, EngineStats
-from bot.backends.native import NativeContext, NativeModel
+from bot.backends.native import NativeContext, NativeModel, trained_window
 from bot.backends.sessions import SlotTable
 from bot.errors import InferenceError
 
@@ -125,7 +125,7 @@ class BatchEngine:
             ctx = NativeContext(
                 model,
                 n_seqs=len(self.table.slots),
-                n_ctx_seq=self._n_ctx,
+                n_ctx_seq=trained_window(self._model_path, self._n_ctx, model.n_ctx_train),
                 n_batch=self._n_batch,
                 n_threads=self._n_threads,
                 n_threads_batch=self._n_threads_batch,

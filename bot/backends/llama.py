@@ -19,7 +19,7 @@ from bot.backends.banning import BannedWordsCache
 from bot.backends.base import LOCAL_SAMPLING, ChatMessage, GenerationRequest
 from bot.backends.bridge import ThreadBridge
 from bot.backends.chat_format import AUTO
-from bot.backends.native import Vocabulary
+from bot.backends.native import Vocabulary, trained_window
 from bot.backends.token_count import TokenCounter
 from bot.errors import ContextOverflowError, InferenceError
 
@@ -114,13 +114,21 @@ class LlamaBackend:
     def _load(self) -> Any:
         from llama_cpp import Llama
 
-        llama = Llama(
-            model_path=str(self._model_path),
-            n_ctx=self._n_ctx,
-            n_threads=self._n_threads or os.cpu_count() or 1,
-            flash_attn=self.flash_attn,
-            verbose=False,
-        )
+        def load() -> Any:
+            return Llama(
+                model_path=str(self._model_path),
+                n_ctx=self._n_ctx,
+                n_threads=self._n_threads or os.cpu_count() or 1,
+                flash_attn=self.flash_attn,
+                verbose=False,
+            )
+
+        llama = load()
+        window = trained_window(self._model_path, self._n_ctx, int(llama._model.n_ctx_train()))
+        if window < self._n_ctx:  # again, with a context the model knows
+            llama.close()
+            self._n_ctx = window
+            llama = load()
         if self._cache_bytes > 0:
             llama.set_cache(prompt_cache(self._cache_bytes))
         log.info("loaded %s (n_ctx=%d)", self._model_path.name, self._n_ctx)

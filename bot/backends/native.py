@@ -28,6 +28,19 @@ log = logging.getLogger(__name__)
 _PIECE_BUFFER = 256
 
 
+def trained_window(path: Path, n_ctx: int, trained: int) -> int:
+    """``n_ctx`` (CABOT_N_CTX), or the context the model was trained on when that is less.
+
+    Beyond it lie positions the model never learnt, and one with a table of positions
+    (GPT-2 and its kin) aborts the whole process at the first token past its end.
+    """
+    if 0 < trained < n_ctx:
+        log.warning("%s was trained on a context of %d tokens, less than CABOT_N_CTX=%d: "
+                    "each conversation is kept within %d", path.name, trained, n_ctx, trained)
+        return trained
+    return n_ctx
+
+
 class Vocabulary:
     """A loaded model's vocabulary and chat format, read through llama.cpp's low-level API.
 

@@ -7,7 +7,9 @@ own GGUF library):
   H, Nemotron-H mix them with attention) keep one state per sequence instead of a KV cell
   per token, so llama.cpp cannot cut a sequence back to a prefix. Two blocks of width 64,
   and an output layer that only ever prefers one of two words, so replies are visible text;
-- an embedding model (BERT), which llama.cpp loads but which writes no text.
+- an embedding model (BERT), which llama.cpp loads but which writes no text;
+- a GPT-2 with a table of 128 positions: llama.cpp aborts the process at the first token
+  past the end of such a table.
 """
 
 from __future__ import annotations
@@ -51,12 +53,9 @@ def write_tiny_mamba(tokenizer_from: Path, out: Path) -> Path:
         return (rng.standard_normal(shape) * scale).astype(np.float32)
 
     inner = 2 * WIDTH
-    output = np.zeros((len(tokens), WIDTH), np.float32)
-    first, second = (tokens.index(word) for word in WORDS)
-    output[first], output[second] = 10.0, -10.0
     writer.add_tensor("token_embd.weight", weights(len(tokens), WIDTH))
     writer.add_tensor("output_norm.weight", np.ones(WIDTH, np.float32))
-    writer.add_tensor("output.weight", output)
+    writer.add_tensor("output.weight", _two_words(tokens))
     for block in range(BLOCKS):
         name = f"blk.{block}."
         writer.add_tensor(name + "attn_norm.weight", np.ones(WIDTH, np.float32))
@@ -121,6 +120,59 @@ def write_tiny_bert(tokenizer_from: Path, out: Path) -> Path:
     writer.write_tensors_to_file()
     writer.close()
     return out
+
+
+def write_tiny_gpt2(tokenizer_from: Path, out: Path, positions: int = 128) -> Path:
+    """Write a two-layer GPT-2 trained, as it were, on ``positions`` tokens of context."""
+    reader = GGUFReader(tokenizer_from)
+    writer = GGUFWriter(out, "gpt2")
+    feed_forward = 4 * WIDTH
+    writer.add_context_length(positions)
+    writer.add_embedding_length(WIDTH)
+    writer.add_feed_forward_length(feed_forward)
+    writer.add_block_count(BLOCKS)
+    writer.add_head_count(4)
+    writer.add_layer_norm_eps(1e-5)
+    writer.add_file_type(LlamaFileType.ALL_F32)
+    tokens = _copy_tokenizer(reader, writer)
+    rng = np.random.default_rng(0)
+
+    def weights(*shape: int) -> npt.NDArray[np.float32]:
+        return (rng.standard_normal(shape) * 0.02).astype(np.float32)
+
+    def layer(name: str, rows: int, columns: int) -> None:
+        writer.add_tensor(name + ".weight", weights(rows, columns))
+        writer.add_tensor(name + ".bias", np.zeros(rows, np.float32))
+
+    def norm(name: str) -> None:
+        writer.add_tensor(name + ".weight", np.ones(WIDTH, np.float32))
+        writer.add_tensor(name + ".bias", np.zeros(WIDTH, np.float32))
+
+    writer.add_tensor("token_embd.weight", weights(len(tokens), WIDTH))
+    writer.add_tensor("position_embd.weight", weights(positions, WIDTH))
+    norm("output_norm")
+    writer.add_tensor("output.weight", _two_words(tokens))
+    for block in range(BLOCKS):
+        name = f"blk.{block}."
+        norm(name + "attn_norm")
+        layer(name + "attn_qkv", 3 * WIDTH, WIDTH)
+        layer(name + "attn_output", WIDTH, WIDTH)
+        norm(name + "ffn_norm")
+        layer(name + "ffn_up", feed_forward, WIDTH)
+        layer(name + "ffn_down", WIDTH, feed_forward)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return out
+
+
+def _two_words(tokens: list[str]) -> npt.NDArray[np.float32]:
+    """An output layer that scores `WORDS` by the hidden state's sum and its negative."""
+    output = np.zeros((len(tokens), WIDTH), np.float32)
+    first, second = (tokens.index(word) for word in WORDS)
+    output[first], output[second] = 10.0, -10.0
+    return output
 
 
 def _copy_tokenizer(reader: GGUFReader, writer: GGUFWriter) -> list[str]:

@@ -8,6 +8,9 @@ shared system prompt as it does with attention KV: it evaluates each prompt afre
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,6 +24,8 @@ from tests.helpers.recording import RecordingAdapter, message
 from tests.helpers.tiny_models import WORDS
 
 pytestmark = pytest.mark.model
+
+ROOT = Path(__file__).parents[2]
 
 
 def engine(kind: str, path: Path) -> Backend:
@@ -68,3 +73,29 @@ async def test_an_embedding_model_is_refused_at_start_saying_why(
     assert str(refused.value) == (
         "CABOT_MODEL is an embedding or encoder model (bert), which reads text but does "
         "not write it; point it at a model that generates text (an instruct or base model).")
+
+
+@pytest.mark.parametrize("kind", ["batched", "single"])
+def test_a_model_trained_on_a_short_context_keeps_every_conversation_within_it(
+    kind: str, short_context_path: Path, tmp_path: Path
+) -> None:
+    # CABOT_N_CTX is 512; the model knows 128 positions. Each exchange takes about 70
+    # tokens, so from the second message on the history must be cut to fit (llama.cpp
+    # aborts the whole process at position 128 of such a model).
+    said = [f"Message {index}: tell me something about the weather today, please."
+            for index in range(5)]
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("CABOT_")}
+    environment.update({"CABOT_MODEL": str(short_context_path), "CABOT_ENGINE": kind,
+                        "CABOT_N_CTX": "512", "CABOT_N_THREADS": "1",
+                        "PYTHONPATH": str(ROOT)})
+    result = subprocess.run(
+        [sys.executable, "-m", "adapters", "run"], cwd=tmp_path, env=environment,
+        input="\n".join(said) + "\n", capture_output=True, text=True, timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    replies = [line for line in result.stdout.splitlines() if "cabot> " in line]
+    assert len(replies) == len(said), result.stdout
+    # Random weights at the default temperature write noise, but no reply is an error.
+    assert not [line for line in replies if "⚠" in line or "fit" in line], replies
+    assert "trained on a context of 128 tokens, less than CABOT_N_CTX=512" in result.stderr
