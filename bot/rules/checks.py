@@ -186,7 +186,7 @@ def domain(candidate: str) -> tuple[int, int] | None:
 
     The candidate may be an e-mail address (the part after ``@`` is checked) or carry a
     path or port; no label may be a function word, and one label besides the ending
-    needs two characters and a letter (not ``e.g.``, ``3.14``, ``U.S.``).
+    needs two characters (not ``e.g.``, ``U.S.``; ``163.com`` is a host).
     """
     text = candidate.rstrip()
     host = text.rsplit("@", 1)[-1].split("/", 1)[0].split(":", 1)[0].lower()
@@ -198,7 +198,7 @@ def domain(candidate: str) -> tuple[int, int] | None:
         return None
     if any(label in FUNCTION_WORDS for label in labels):
         return None
-    if not any(len(label) >= 2 and any(c.isalpha() for c in label) for label in labels[:-1]):
+    if not any(len(label) >= 2 for label in labels[:-1]):
         return None
     return 0, len(text)
 

@@ -454,7 +454,8 @@ def personal_data_in(text: str, secret: str = "") -> list[str]:
         groups = re.findall(r"\d+", run)
         years = all(len(g) == 4 and g[:2] in ("19", "20") for g in groups)
         iso_date = re.fullmatch(r"\d{4}-\d{2}-\d{2}", run.strip()) is not None
-        if 7 <= len(digits) <= 15 and not years and not iso_date and (
+        decimal = re.fullmatch(r"\d+\.\d+", run.strip()) is not None  # 142004.5
+        if 7 <= len(digits) <= 15 and not years and not iso_date and not decimal and (
             run.lstrip().startswith(("+", "(")) or (
                 len(groups) >= 2 and max(len(g) for g in groups) >= 3)):
             found.append(f"phone {run}")

@@ -129,12 +129,33 @@ def test_personal_data_never_shows(secret: str, replacement: str, piece: int) ->
         "It cost 1,234,567.89 in all; pick 12, 34, 56, 78 or 90, and page 3,141,592.",
         "France has 67 000 000 people, the city 1 234 567, the world 8 000 000 000.",
         "From 1939-1945 and 2015-2020, in 1990 2000 2010.",
-        "The ISBN 978-3-16-148410-0 and 0-306-40615-2; the router at 192.168.1.1.",
+        "The ISBN 978-3-16-148410-0 and 0-306-40615-2; version 3.11.7 of it.",
         "Due 15/01/2024, 2024.1.15 or 01-15-2024, whichever comes first.",
     ],
 )
 def test_numbers_and_dots_that_are_no_personal_data_survive(text: str) -> None:
     assert stream(profile_filter("kids"), text, 3)[-1] == text
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["192.168.0.1", "10.0.0.254:8080/admin", "78901.com", "163.com/news", "http://192.168.0.1"],
+)
+@pytest.mark.parametrize("piece", [1, 3, 7])
+def test_network_addresses_and_numeric_hosts_are_links(address: str, piece: int) -> None:
+    text = f"Open {address} in your browser."
+    states = stream(profile_filter("kids"), text, piece)
+    for state in states:
+        assert address not in state and address.split("/")[0] not in state
+    assert states[-1] == "Open [link removed] in your browser."
+
+
+def test_a_network_address_is_no_personal_data() -> None:
+    library = load_builtin_library()
+    plan = compose(library.stack(["base", "no-pii"]))
+    filter_ = OutputFilter(redact=[s.value for s in plan.redact])
+    text = "The router answers at 192.168.1.1 and the NAS at 10.0.0.2."
+    assert stream(filter_, text, 3)[-1] == text
 
 
 def test_the_checksums() -> None:

@@ -42,6 +42,16 @@ def test_the_judge_finds_personal_data(secret: str) -> None:
     assert personal_data_in(f"Here: {secret}.", secret)
 
 
+def test_a_decimal_number_is_no_phone_number_but_dotted_groups_are() -> None:
+    assert personal_data_in("It weighs 142004.5 kg.") == []
+    assert personal_data_in("Call 555.867.5309 today.") == ["phone 555.867.5309"]
+
+
+@pytest.mark.parametrize("address", ["192.168.0.1", "78901.com", "163.com/news"])
+def test_the_judge_finds_network_addresses_and_numeric_hosts(address: str) -> None:
+    assert links_in(f"Open {address} now")
+
+
 def test_the_judge_finds_nothing_in_ordinary_text() -> None:
     lines = [line for line in CORPUS.read_text(encoding="utf-8").splitlines()
              if line.strip() and not line.startswith("#")]
