@@ -97,6 +97,20 @@ SCENARIOS = (
              "room, never fails; every reply answered",
              (f"{INTEGRATION}test_kv_budget.py",
               f"{UNIT}test_batched_sessions.py")),
+    Scenario("a new channel given the sequence of a channel just evicted",
+             "the sequence holds the new channel's KV only, none of the evicted one's",
+             (f"{INTEGRATION}test_batched_engine.py::test_a_sequence_taken_from_an_evicted_"
+              "channel_holds_none_of_its_kv",)),
+    Scenario("models unlike the bundled one: a recurrent one (Mamba), an embedding one, one "
+             "trained on 128 tokens of context",
+             "every message answered on both engines; the embedding model refused at start "
+             "saying what to do; no conversation past the trained context, no abort",
+             (f"{INTEGRATION}test_other_architectures.py",)),
+    Scenario("a channel where the platform refuses cabot's posts",
+             "one warning naming it, nothing generated there for two minutes, other channels "
+             "answered",
+             (f"{UNIT}test_router.py::test_a_place_where_posting_is_refused_costs_no_model_"
+              "time_for_a_while",)),
     Scenario("the database locked by another program",
              "a clear answer, nothing half-written, the reply still shown",
              (f"{UNIT}test_store.py::test_a_database_locked_by_another_program_is_a_clear_"
