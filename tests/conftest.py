@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 
 from bot.settings import Settings
-from tests.helpers.tiny_models import write_tiny_bert, write_tiny_gpt2, write_tiny_mamba
+from tests.helpers.tiny_models import (
+    write_tiny_bert,
+    write_tiny_gpt2,
+    write_tiny_mamba,
+    write_tiny_t5,
+)
 from tools.models import gemma_path as gemma_model_path
 
 # Loopback fakes must never go through a proxy.
@@ -46,6 +51,12 @@ def embedding_path(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -
 def short_context_path(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -> Path:
     """A tiny GPT-2 whose table of positions ends at 128 tokens, written once."""
     return write_tiny_gpt2(model_path, tmp_path_factory.mktemp("models") / "gpt2.gguf")
+
+
+@pytest.fixture(scope="session")
+def encoder_decoder_path(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -> Path:
+    """A tiny encoder-decoder (T5) model, written once."""
+    return write_tiny_t5(model_path, tmp_path_factory.mktemp("models") / "t5.gguf")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -101,10 +101,11 @@ SCENARIOS = (
              "the sequence holds the new channel's KV only, none of the evicted one's",
              (f"{INTEGRATION}test_batched_engine.py::test_a_sequence_taken_from_an_evicted_"
               "channel_holds_none_of_its_kv",)),
-    Scenario("models unlike the bundled one: a recurrent one (Mamba), an embedding one, one "
-             "trained on 128 tokens of context",
-             "every message answered on both engines; the embedding model refused at start "
-             "saying what to do; no conversation past the trained context, no abort",
+    Scenario("models unlike the bundled one: a recurrent one (Mamba), an embedding one "
+             "(BERT), an encoder-decoder one (T5), one trained on 128 tokens of context",
+             "every message answered on both engines; the embedding and encoder-decoder "
+             "models refused at start saying what to do; no conversation past the trained "
+             "context, no abort",
              (f"{INTEGRATION}test_other_architectures.py",)),
     Scenario("a channel where the platform refuses cabot's posts",
              "one warning naming it, nothing generated there for two minutes, other channels "

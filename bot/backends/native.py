@@ -82,14 +82,19 @@ class Vocabulary:
         return buffer.value.decode("utf-8", errors="replace") if size >= 0 else None
 
     def _check_generates(self) -> None:
-        """Refuse a model that only reads text: an embedding model (BERT and its kin, whose
-        attention sees the whole input) or an encoder without a decoder. llama.cpp loads
-        those as well, and every reply would come back empty."""
+        """Refuse a model cabot cannot generate with. llama.cpp loads an embedding model
+        (BERT and its kin, whose attention sees the whole input) and every reply would
+        come back empty; an encoder-decoder model (T5) needs its input encoded apart, and
+        decoding without that aborts the whole process."""
         arch = self.meta("general.architecture") or "unknown"
         lc = self._lc
-        encoder_only = lc.llama_model_has_encoder(self.model) and not (
-            lc.llama_model_has_decoder(self.model))
-        if encoder_only or self.meta(f"{arch}.attention.causal") == "false":
+        if lc.llama_model_has_encoder(self.model) and lc.llama_model_has_decoder(self.model):
+            raise ConfigError(
+                f"CABOT_MODEL is an encoder-decoder model ({arch}); cabot runs models that "
+                "only decode, as chat, instruct and base models do: point it at one of those."
+            )
+        if lc.llama_model_has_encoder(self.model) or (
+                self.meta(f"{arch}.attention.causal") == "false"):
             raise ConfigError(
                 f"CABOT_MODEL is an embedding or encoder model ({arch}), which reads text "
                 "but does not write it; point it at a model that generates text (an "

@@ -9,7 +9,9 @@ own GGUF library):
   and an output layer that only ever prefers one of two words, so replies are visible text;
 - an embedding model (BERT), which llama.cpp loads but which writes no text;
 - a GPT-2 with a table of 128 positions: llama.cpp aborts the process at the first token
-  past the end of such a table.
+  past the end of such a table;
+- an encoder-decoder model (T5), which llama.cpp aborts on when it is decoded without
+  its input encoded first.
 """
 
 from __future__ import annotations
@@ -160,6 +162,57 @@ def write_tiny_gpt2(tokenizer_from: Path, out: Path, positions: int = 128) -> Pa
         norm(name + "ffn_norm")
         layer(name + "ffn_up", feed_forward, WIDTH)
         layer(name + "ffn_down", WIDTH, feed_forward)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return out
+
+
+def write_tiny_t5(tokenizer_from: Path, out: Path) -> Path:
+    """Write a two-layer T5 (an encoder and a decoder) to ``out``."""
+    reader = GGUFReader(tokenizer_from)
+    writer = GGUFWriter(out, "t5")
+    heads, buckets, feed_forward = 4, 32, 2 * WIDTH
+    writer.add_context_length(512)
+    writer.add_embedding_length(WIDTH)
+    writer.add_feed_forward_length(feed_forward)
+    writer.add_block_count(BLOCKS)
+    writer.add_head_count(heads)
+    writer.add_key_length(WIDTH // heads)
+    writer.add_value_length(WIDTH // heads)
+    writer.add_layer_norm_rms_eps(1e-6)
+    writer.add_relative_attn_buckets_count(buckets)
+    writer.add_decoder_start_token_id(0)
+    writer.add_file_type(LlamaFileType.ALL_F32)
+    tokens = _copy_tokenizer(reader, writer)
+    rng = np.random.default_rng(0)
+
+    def weights(*shape: int) -> npt.NDArray[np.float32]:
+        return (rng.standard_normal(shape) * 0.02).astype(np.float32)
+
+    def ones() -> npt.NDArray[np.float32]:
+        return np.ones(WIDTH, np.float32)
+
+    writer.add_tensor("token_embd.weight", weights(len(tokens), WIDTH))
+    writer.add_tensor("output.weight", _two_words(tokens))
+    writer.add_tensor("enc.output_norm.weight", ones())
+    writer.add_tensor("dec.output_norm.weight", ones())
+    for block in range(BLOCKS):
+        for side in ("enc", "dec"):
+            name = f"{side}.blk.{block}."
+            attention = ["attn"] if side == "enc" else ["attn", "cross_attn"]
+            writer.add_tensor(name + "attn_norm.weight", ones())
+            if block == 0:
+                writer.add_tensor(name + "attn_rel_b.weight", weights(buckets, heads))
+            for kind in attention:
+                if kind == "cross_attn":
+                    writer.add_tensor(name + "cross_attn_norm.weight", ones())
+                for part in ("q", "k", "v", "o"):
+                    writer.add_tensor(f"{name}{kind}_{part}.weight", weights(WIDTH, WIDTH))
+            writer.add_tensor(name + "ffn_norm.weight", ones())
+            writer.add_tensor(name + "ffn_up.weight", weights(feed_forward, WIDTH))
+            writer.add_tensor(name + "ffn_down.weight", weights(WIDTH, feed_forward))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()

@@ -62,17 +62,27 @@ async def test_every_message_of_a_returning_channel_is_answered(
     assert all(reply.strip() and only_words(reply) for reply in replies), replies
 
 
+REFUSED = {
+    "embedding": "CABOT_MODEL is an embedding or encoder model (bert), which reads text but "
+                 "does not write it; point it at a model that generates text (an instruct "
+                 "or base model).",
+    "encoder-decoder": "CABOT_MODEL is an encoder-decoder model (t5); cabot runs models that "
+                       "only decode, as chat, instruct and base models do: point it at one of "
+                       "those.",
+}
+
+
 @pytest.mark.parametrize("kind", ["batched", "single"])
-async def test_an_embedding_model_is_refused_at_start_saying_why(
-    kind: str, embedding_path: Path
+@pytest.mark.parametrize("model", sorted(REFUSED))
+async def test_a_model_that_cannot_generate_is_refused_at_start_saying_why(
+    kind: str, model: str, embedding_path: Path, encoder_decoder_path: Path
 ) -> None:
-    backend = engine(kind, embedding_path)
+    path = embedding_path if model == "embedding" else encoder_decoder_path
+    backend = engine(kind, path)
     with pytest.raises(ConfigError) as refused:
         await backend.start()
     await backend.stop()
-    assert str(refused.value) == (
-        "CABOT_MODEL is an embedding or encoder model (bert), which reads text but does "
-        "not write it; point it at a model that generates text (an instruct or base model).")
+    assert str(refused.value) == REFUSED[model]
 
 
 @pytest.mark.parametrize("kind", ["batched", "single"])
