@@ -22,7 +22,6 @@ from adapters.library_commands import load_library
 from bot.app import App
 from bot.errors import CabotError, ConfigError
 from bot.probes import ProbeResult, ProbeRunner
-from bot.reply import ChatLimits
 from bot.settings import Settings
 from bot.store import Store
 from profiles import ComposedPlan, Layer, Library, Profile, load_builtin_library
@@ -241,9 +240,8 @@ async def _run_probes(settings: Settings, library: Library,
                       work: Sequence[tuple[str, ComposedPlan, tuple[OwnedProbe, ...]]]
                       ) -> list[tuple[str, ProbeResult]]:
     app = App(settings, store=Store(":memory:"), library=library)
-    runner = ProbeRunner(app.queue, app.backend.count_tokens,
-                         ChatLimits(settings.n_ctx, settings.reply_tokens,
-                                    settings.history_messages))
+    # The router's limits: lowered to the model's own window once it has started.
+    runner = ProbeRunner(app.queue, app.backend.count_tokens, app.router.limits)
     width_profile = max([len("profile"), *(len(label) for label, _, _ in work)])
     width_probe = max([len("probe"), *(len(o.label) for _, _, probes in work for o in probes)])
     print(f"{'profile':<{width_profile}}  {'probe':<{width_probe}}  result  reply")

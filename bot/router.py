@@ -77,6 +77,11 @@ class Router:
             budgets,
         )
 
+    @property
+    def limits(self) -> ChatLimits:
+        """The context and memory limits every prompt is fitted to (`fit_window`)."""
+        return self._limits
+
     def fit_window(self, n_ctx: int) -> None:
         """Keep every prompt within ``n_ctx`` tokens: the model's own context window, when
         it is smaller than CABOT_N_CTX."""

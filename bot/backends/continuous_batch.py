@@ -323,11 +323,12 @@ class ContinuousBatch:
 
     def _release(self, slot: Slot) -> None:
         """The job on ``slot`` ended: keep its prompt's KV, drop the generated tail."""
-        kept = self._ctx.forget(slot.seq_id, slot.exact)
-        self._table.release(slot)
-        if not kept:  # a recurrent state holds the reply too and cannot be cut back
+        if not self._ctx.forget(slot.seq_id, slot.exact):
+            # A recurrent state holds the reply too and cannot be cut back: the slot keeps
+            # nothing (and another idle slot holding this channel keeps it).
             self._ctx.forget(slot.seq_id)
             self._table.forget(slot)
+        self._table.release(slot)
 
     def _finish(self, job: EngineJob) -> None:
         self._end(job)

@@ -198,14 +198,21 @@ class LlamaBackend:
         from llama_cpp import LogitsProcessorList
 
         stop = [*request.stop, *self._words().chat.stop]
+        prompt = self.prompt_tokens(request.messages)
+        room = self._n_ctx - len(prompt)
+        if room <= 0:  # llama.cpp's own context may be larger (rounded up, or not trained)
+            raise ContextOverflowError(
+                "The prompt does not fit the model's context window; try /forget or a "
+                "shorter message."
+            )
         args: dict[str, Any] = {
-            "prompt": self.prompt_tokens(request.messages),
+            "prompt": prompt,
             "temperature": request.temperature,
             "top_p": request.top_p,
             "top_k": request.top_k,
             "min_p": request.min_p,
             "repeat_penalty": request.repeat_penalty,
-            "max_tokens": request.max_tokens,
+            "max_tokens": min(request.max_tokens, room) if request.max_tokens > 0 else room,
             "stop": stop or None,
             "stream": True,
         }

@@ -29,8 +29,8 @@ CONV = 4
 STATE = 16
 STEP_RANK = 4
 WORDS = ("ok", "yes")
-"""The output layer scores the first by the hidden state's sum and the second by its
-negative: every reply is made of these two words."""
+"""The output layer scores the first by the hidden state's first value and the second by
+its negative: every reply is made of these two words."""
 
 
 def write_tiny_mamba(tokenizer_from: Path, out: Path) -> Path:
@@ -221,10 +221,11 @@ def write_tiny_t5(tokenizer_from: Path, out: Path) -> Path:
 
 
 def _two_words(tokens: list[str]) -> npt.NDArray[np.float32]:
-    """An output layer that scores `WORDS` by the hidden state's sum and its negative."""
+    """An output layer that scores `WORDS` by the hidden state's first value and its
+    negative (not by its sum, which a layer norm makes 0)."""
     output = np.zeros((len(tokens), WIDTH), np.float32)
     first, second = (tokens.index(word) for word in WORDS)
-    output[first], output[second] = 10.0, -10.0
+    output[first, 0], output[second, 0] = 10.0, -10.0
     return output
 
 

@@ -109,3 +109,42 @@ def test_a_model_trained_on_a_short_context_keeps_every_conversation_within_it(
     # Random weights at the default temperature write noise, but no reply is an error.
     assert not [line for line in replies if "⚠" in line or "fit" in line], replies
     assert "trained on a context of 128 tokens, less than CABOT_N_CTX=512" in result.stderr
+
+
+ENGINE_AT_ITS_WINDOW = """
+import asyncio, sys
+from pathlib import Path
+from bot.backends.base import ChatMessage, GenerationRequest
+from tests.integration.test_other_architectures import engine
+
+async def main() -> None:
+    backend = engine(sys.argv[1], Path(sys.argv[2]))
+    await backend.start()
+    try:
+        request = GenerationRequest(messages=(ChatMessage("user", "Tell me a long story."),),
+                                    temperature=0.0, max_tokens=1000)
+        prompt = backend.count_tokens("Tell me a long story.")
+        text = "".join([piece async for piece in backend.generate(request)])
+        print(backend.n_ctx, prompt, backend.count_tokens(text))
+    finally:
+        await backend.stop()
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("kind", ["batched", "single"])
+def test_an_engine_never_generates_past_the_trained_context(
+    kind: str, short_context_path: Path, tmp_path: Path
+) -> None:
+    # Asked for 1,000 tokens where llama.cpp's own context is larger than the 128 the
+    # model knows (it rounds the size up), each engine stops at the model's window.
+    result = subprocess.run(
+        [sys.executable, "-c", ENGINE_AT_ITS_WINDOW, kind, str(short_context_path)],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+        text=True, timeout=300, check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    window, prompt, generated = (int(n) for n in result.stdout.split()[-3:])
+    assert window == 128
+    assert 0 < generated <= window - prompt
