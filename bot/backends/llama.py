@@ -25,6 +25,11 @@ from bot.errors import ContextOverflowError, InferenceError
 
 log = logging.getLogger(__name__)
 
+OVERFLOW = (
+    "The prompt does not fit the model's context window; try /forget or a shorter message."
+)
+"""What a reply too long for the context window fails with (refused here or by llama.cpp)."""
+
 
 def prompt_cache(capacity: int) -> Any:
     """llama-cpp-python's RAM cache of prompt states, held to ``capacity`` bytes.
@@ -201,10 +206,7 @@ class LlamaBackend:
         prompt = self.prompt_tokens(request.messages)
         room = self._n_ctx - len(prompt)
         if room <= 0:  # llama.cpp's own context may be larger (rounded up, or not trained)
-            raise ContextOverflowError(
-                "The prompt does not fit the model's context window; try /forget or a "
-                "shorter message."
-            )
+            raise ContextOverflowError(OVERFLOW)
         args: dict[str, Any] = {
             "prompt": prompt,
             "temperature": request.temperature,
@@ -273,10 +275,7 @@ def _translate(error: Exception) -> InferenceError:
     if isinstance(error, InferenceError):
         return error
     if isinstance(error, ValueError) and "context window" in str(error):
-        return ContextOverflowError(
-            "The prompt does not fit the model's context window; try /forget or a "
-            "shorter message."
-        )
+        return ContextOverflowError(OVERFLOW)
     log.error("generation failed", exc_info=error)
     if isinstance(error, ValueError):
         return InferenceError(f"The model rejected the request ({error}).")

@@ -87,14 +87,13 @@ class Vocabulary:
         come back empty; an encoder-decoder model (T5) needs its input encoded apart, and
         decoding without that aborts the whole process."""
         arch = self.meta("general.architecture") or "unknown"
-        lc = self._lc
-        if lc.llama_model_has_encoder(self.model) and lc.llama_model_has_decoder(self.model):
+        encoder = self._lc.llama_model_has_encoder(self.model)
+        if encoder and self._lc.llama_model_has_decoder(self.model):
             raise ConfigError(
                 f"CABOT_MODEL is an encoder-decoder model ({arch}); cabot runs models that "
                 "only decode, as chat, instruct and base models do: point it at one of those."
             )
-        if lc.llama_model_has_encoder(self.model) or (
-                self.meta(f"{arch}.attention.causal") == "false"):
+        if encoder or self.meta(f"{arch}.attention.causal") == "false":
             raise ConfigError(
                 f"CABOT_MODEL is an embedding or encoder model ({arch}), which reads text "
                 "but does not write it; point it at a model that generates text (an "
