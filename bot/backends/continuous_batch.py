@@ -6,13 +6,17 @@ worker thread that runs it). Each ``step``
 1. drops cancelled jobs,
 2. admits waiting jobs into free sequences (a returning channel keeps the resident KV
    of its earlier prompts and evaluates the rest; a new one may copy a shared prefix),
-3. evaluates the last sampled token of every generating sequence in one ``llama_decode``
-   call and samples each sequence's next token with its own sampler chain,
-4. evaluates one chunk of one newcomer's prompt in a second call, so a long prompt
-   delays the others' next token by one chunk rather than by the whole prompt.
+3. evaluates the last sampled token of every generating sequence and up to one chunk of
+   prompt tokens (64) of the newcomers, oldest first, in one ``llama_decode`` call, so a
+   long prompt delays the others' next token by one chunk rather than by the whole
+   prompt, and newcomers that only need their last few tokens evaluated (a prefix kept
+   or copied) all start in the call that also advances everyone else,
+4. samples each sequence's next token with its own sampler chain.
 
-Prompt chunks get their own call because llama.cpp splits a mixed batch so that part of
-a chunk would be computed token by token, with different rounding (see ``sessions``).
+That is the shared KV cache, the default. With a KV stream per sequence, llama.cpp
+splits a batch of several sequences into equal parts, so part of a chunk would be
+computed token by token, with different rounding: there the generating tokens get one
+call and one newcomer's chunk a second, and a reply is identical alone or in a batch.
 
 A job that fails (a bad grammar, a prompt too long, a failed decode or filter) ends
 with its typed error for that job only; the others carry on.
@@ -32,7 +36,7 @@ from bot.backends.banning import BannedWordsCache
 from bot.backends.engine_job import EngineJob, EngineStats
 from bot.backends.native import NativeContext, NativeModel
 from bot.backends.sampling import SequenceSampler
-from bot.backends.sessions import Slot, SlotTable, next_chunk
+from bot.backends.sessions import MIN_CHUNK, Slot, SlotTable, next_chunk
 from bot.backends.text_stream import StopTextStream
 from bot.errors import (
     ContextOverflowError,
@@ -227,6 +231,13 @@ class ContinuousBatch:
     def _advance_all(self) -> None:
         self._stats.steps += 1
         feeding = [job for job in self._active if job.pending is not None]
+        if self._ctx.unified:
+            prefilling = sorted((job for job in self._active
+                                 if job.prefilling and not job.cancelled),
+                                key=lambda j: j.serial)
+            if prefilling:
+                self._decode_together(feeding, prefilling)
+                return
         if feeding:
             self._stats.peak_batch = max(self._stats.peak_batch, len(feeding))
             self._decode_generating(feeding)
@@ -236,6 +247,67 @@ class ContinuousBatch:
             # Alone, a prompt is evaluated at full speed; beside running streams, in chunks.
             others = any(j.pending is not None for j in self._active)
             self._prefill(job, self._prefill_chunk if others else self._ctx.n_batch)
+
+    def _decode_together(self, feeding: list[EngineJob], prefilling: list[EngineJob]) -> None:
+        """One call: every generating sequence's token and newcomers' prompt chunks.
+
+        Beside running streams the chunks hold at most ``prefill_chunk`` tokens in all
+        (the oldest newcomer first); alone, as many as a batch holds.
+        """
+        room = min(self._prefill_chunk if feeding else self._ctx.n_batch,
+                   self._ctx.n_batch - len(feeding))
+        entries = []
+        for job in feeding:
+            assert job.slot is not None and job.pending is not None
+            entries.append((job.slot.seq_id, job.evaluated, job.pending, True))
+        chunks: list[tuple[EngineJob, int]] = []
+        for job in prefilling:
+            assert job.slot is not None
+            remaining = len(job.prompt) - job.evaluated
+            size = next_chunk(remaining, room)
+            if size > room:
+                break
+            start = job.evaluated
+            last = start + size == len(job.prompt)
+            entries.extend((job.slot.seq_id, start + i, job.prompt[start + i],
+                            last and i == size - 1) for i in range(size))
+            chunks.append((job, size))
+            room -= size
+            if room <= MIN_CHUNK:
+                break
+        started = time.perf_counter()
+        try:
+            self._ctx.decode(entries)
+        except DecodeFailedError as error:
+            # Compute it as two calls, each with its own handling of a failure (retrying
+            # the generating sequences alone, failing the newcomer), from clean KV.
+            for job in [*feeding, *(job for job, _ in chunks)]:
+                assert job.slot is not None
+                if not self._ctx.forget(job.slot.seq_id, job.evaluated):
+                    doing = "generating" if job.pending is not None else "reading the prompt"
+                    self._fail(job, DecodeFailedError(error.code, doing), forget=True)
+            feeding = [job for job in feeding if job in self._active]
+            if feeding:
+                self._decode_generating(feeding)
+            waiting = [job for job, _ in chunks if job in self._active]
+            if waiting:
+                self._prefill(waiting[0], self._prefill_chunk if feeding else self._ctx.n_batch)
+            return
+        elapsed = time.perf_counter() - started
+        prompt = len(entries) - len(feeding)
+        # One call's time, shared by token count between the two counters.
+        self._stats.generate_seconds += elapsed * len(feeding) / len(entries)
+        self._stats.generated_tokens += len(feeding)
+        self._stats.prompt_seconds += elapsed * prompt / len(entries)
+        self._stats.prompt_tokens += prompt
+        if feeding:
+            self._stats.peak_batch = max(self._stats.peak_batch, len(feeding))
+        for index, job in enumerate(feeding):
+            self._advance(job, index)
+        index = len(feeding)
+        for job, size in chunks:
+            index += size
+            self._chunk_done(job, size, index - 1)
 
     def _decode_generating(self, jobs: list[EngineJob]) -> None:
         entries = []
@@ -286,11 +358,17 @@ class ContinuousBatch:
             return
         self._stats.prompt_seconds += time.perf_counter() - started
         self._stats.prompt_tokens += size
-        job.slot.tokens.extend(chunk)
+        self._chunk_done(job, size, size - 1)
+
+    def _chunk_done(self, job: EngineJob, size: int, last: int) -> None:
+        """``size`` more prompt tokens are in the KV (the last at batch index ``last``)."""
+        assert job.slot is not None
+        start = job.evaluated
+        job.slot.tokens.extend(job.prompt[start : start + size])
         job.slot.exact = len(job.slot.tokens)
         job.evaluated += size
         if job.evaluated == len(job.prompt):
-            self._sample(job, size - 1)
+            self._sample(job, last)
 
     def _sample(self, job: EngineJob, index: int) -> None:
         assert job.sampler is not None

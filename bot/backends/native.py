@@ -266,6 +266,11 @@ class NativeContext:
         """The most tokens one sequence may hold (a channel's context window)."""
         self.n_cells = int(lc.llama_n_ctx(self.ctx))
         """KV cells of the whole cache."""
+        self.unified = bool(params.kv_unified) and not (
+            lc.llama_model_is_recurrent(model.model) or lc.llama_model_is_hybrid(model.model))
+        """One KV cache shared by every sequence, which llama.cpp splits a batch of in
+        order: prompt chunks and generation tokens of several sequences may share a call
+        (a recurrent state is split by sequence instead)."""
         self.n_batch = n_batch
         self._batch: Any = lc.llama_batch_init(n_batch, 0, 1)
         self._tokens = np.ctypeslib.as_array(self._batch.token, shape=(n_batch,))

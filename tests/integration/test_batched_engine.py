@@ -16,7 +16,8 @@ from bot.backends.banning import BannedWords
 from bot.backends.base import ChatMessage, GenerationRequest
 from bot.backends.batched import BatchedBackend
 from bot.backends.llama import LlamaBackend
-from bot.errors import ContextOverflowError, InferenceError
+from bot.backends.native import NativeContext
+from bot.errors import ContextOverflowError, DecodeFailedError, InferenceError
 from tests.helpers.engines import LIMIT, reply
 
 pytestmark = pytest.mark.model
@@ -129,6 +130,57 @@ async def test_a_prompt_in_a_batch_of_four_gives_the_text_it_gives_alone(
     assert engine.engine.stats.peak_batch == 4
     assert engine.engine.stats.copies > 0  # the shared system prompt was copied, not re-read
     assert batched == alone
+    assert all(text.strip() for text in alone)
+
+
+@asynccontextmanager
+async def arriving_together(backend: BatchedBackend, requests: Sequence[GenerationRequest]
+                            ) -> AsyncIterator[list[asyncio.Task[str]]]:
+    """Start ``requests`` so that the engine's worker takes them all in one step."""
+    engine = backend.engine
+    with engine._cond:  # the worker waits for this lock before it takes new jobs
+        tasks = [asyncio.create_task(reply(backend, r)) for r in requests]
+        await asyncio.sleep(0)  # each task runs until it has submitted its job
+        assert len(engine._inbox) == len(requests)
+    yield tasks
+
+
+async def test_channels_asking_at_once_read_their_prompts_in_one_step(
+    either: BatchedBackend,
+) -> None:
+    """In the shared cache four newcomers' prompts share one call, so none waits for the
+    others' prompts before its first token; with a stream each, one prompt a step."""
+    stats = either.engine.stats
+    before = stats.steps
+    requests = [ask(q, session=f"c{i}", max_tokens=1) for i, q in enumerate(QUESTIONS)]
+    async with arriving_together(either, requests) as tasks:
+        replies = await asyncio.gather(*tasks)
+    assert len(replies) == 4
+    assert stats.steps - before == (len(requests) if exact(either) else 1)
+
+
+async def test_a_failed_call_of_several_prompts_is_computed_again_apart(
+    either: BatchedBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    requests = [ask(q, session=f"c{i}", max_tokens=8) for i, q in enumerate(QUESTIONS)]
+    alone = [await reply(either, r) for r in requests]
+    failed: list[int] = []
+    original = NativeContext.decode
+
+    def decode(self: NativeContext, entries: Sequence[tuple[int, int, int, bool]]) -> None:
+        if not failed and len({seq_id for seq_id, *_ in entries}) > 1 and not all(
+                logits for *_, logits in entries):
+            failed.append(len(entries))
+            raise DecodeFailedError(1)
+        original(self, entries)
+
+    monkeypatch.setattr(NativeContext, "decode", decode)
+    async with arriving_together(either, [ask(q.replace("?", "!"), session=f"n{i}",
+                                              max_tokens=8)
+                                          for i, q in enumerate(QUESTIONS)]) as tasks:
+        again = await asyncio.gather(*tasks)
+    assert all(text.strip() for text in again)  # every reply came, none failed
+    assert bool(failed) != exact(either)  # only the shared cache made such a call
     assert all(text.strip() for text in alone)
 
 
