@@ -6,9 +6,10 @@ worker thread that runs it). Each ``step``
 1. drops cancelled jobs,
 2. admits waiting jobs into free sequences (a returning channel keeps the resident KV
    of its earlier prompts and evaluates the rest; a new one may copy a shared prefix),
-3. evaluates the last sampled token of every generating sequence and up to one chunk of
-   prompt tokens (64) of the newcomers, oldest first, in one ``llama_decode`` call, so a
-   long prompt delays the others' next token by one chunk rather than by the whole
+3. evaluates the last sampled token of every generating sequence and newcomers' prompt
+   chunks, oldest first, in one ``llama_decode`` call: beside running streams, what fills
+   the rest of the micro-batch their tokens start (``sessions.shared_chunks``), so a long
+   prompt delays the others' next token by part of a pass rather than by the whole
    prompt, and newcomers that only need their last few tokens evaluated (a prefix kept
    or copied) all start in the call that also advances everyone else,
 4. samples each sequence's next token with its own sampler chain.
@@ -36,7 +37,7 @@ from bot.backends.banning import BannedWordsCache
 from bot.backends.engine_job import EngineJob, EngineStats
 from bot.backends.native import NativeContext, NativeModel
 from bot.backends.sampling import SequenceSampler
-from bot.backends.sessions import MIN_CHUNK, Slot, SlotTable, next_chunk
+from bot.backends.sessions import Slot, SlotTable, next_chunk, shared_chunks
 from bot.backends.text_stream import StopTextStream
 from bot.errors import (
     ContextOverflowError,
@@ -251,30 +252,29 @@ class ContinuousBatch:
     def _decode_together(self, feeding: list[EngineJob], prefilling: list[EngineJob]) -> None:
         """One call: every generating sequence's token and newcomers' prompt chunks.
 
-        Beside running streams the chunks hold at most ``prefill_chunk`` tokens in all
-        (the oldest newcomer first); alone, as many as a batch holds.
+        Beside running streams the chunks hold at most ``prefill_chunk`` tokens in all,
+        within the micro-batch the streams' tokens start (the oldest newcomer first);
+        alone, as many as a batch holds (`shared_chunks`).
         """
-        room = min(self._prefill_chunk if feeding else self._ctx.n_batch,
-                   self._ctx.n_batch - len(feeding))
+        limit = self._prefill_chunk if feeding else self._ctx.n_batch - len(feeding)
+        sizes = shared_chunks([len(job.prompt) - job.evaluated for job in prefilling],
+                              beside=len(feeding), limit=limit, ubatch=self._ctx.n_ubatch)
         entries = []
         for job in feeding:
             assert job.slot is not None and job.pending is not None
             entries.append((job.slot.seq_id, job.evaluated, job.pending, True))
-        chunks: list[tuple[EngineJob, int]] = []
-        for job in prefilling:
+        chunks = list(zip(prefilling, sizes, strict=False))
+        for job, size in chunks:
             assert job.slot is not None
-            remaining = len(job.prompt) - job.evaluated
-            size = next_chunk(remaining, room)
-            if size > room:
-                break
             start = job.evaluated
             last = start + size == len(job.prompt)
             entries.extend((job.slot.seq_id, start + i, job.prompt[start + i],
                             last and i == size - 1) for i in range(size))
-            chunks.append((job, size))
-            room -= size
-            if room <= MIN_CHUNK:
-                break
+        if not chunks:  # no room beside the streams this step: generation alone
+            if feeding:
+                self._stats.peak_batch = max(self._stats.peak_batch, len(feeding))
+                self._decode_generating(feeding)
+            return
         started = time.perf_counter()
         try:
             self._ctx.decode(entries)
@@ -288,6 +288,7 @@ class ContinuousBatch:
                     self._fail(job, DecodeFailedError(error.code, doing), forget=True)
             feeding = [job for job in feeding if job in self._active]
             if feeding:
+                self._stats.peak_batch = max(self._stats.peak_batch, len(feeding))
                 self._decode_generating(feeding)
             waiting = [job for job, _ in chunks if job in self._active]
             if waiting:
@@ -295,10 +296,13 @@ class ContinuousBatch:
             return
         elapsed = time.perf_counter() - started
         prompt = len(entries) - len(feeding)
-        # One call's time, shared by token count between the two counters.
-        self._stats.generate_seconds += elapsed * len(feeding) / len(entries)
+        if feeding and prompt:
+            self._stats.mixed_seconds += elapsed
+        elif feeding:
+            self._stats.generate_seconds += elapsed
+        else:
+            self._stats.prompt_seconds += elapsed
         self._stats.generated_tokens += len(feeding)
-        self._stats.prompt_seconds += elapsed * prompt / len(entries)
         self._stats.prompt_tokens += prompt
         if feeding:
             self._stats.peak_batch = max(self._stats.peak_batch, len(feeding))

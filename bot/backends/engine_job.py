@@ -24,11 +24,14 @@ class EngineStats:
     prompt_tokens: int = 0
     """Prompt tokens evaluated."""
     prompt_seconds: float = 0.0
-    """Time spent evaluating them."""
+    """Time spent in calls that read prompt tokens only."""
     generated_tokens: int = 0
     """Tokens evaluated in generation steps (one per generating sequence per step)."""
     generate_seconds: float = 0.0
-    """Time spent in those steps' decode calls."""
+    """Time spent in those steps' decode calls (those reading no prompt tokens)."""
+    mixed_seconds: float = 0.0
+    """Time spent in calls that advanced generating sequences and read newcomers' prompt
+    chunks together (the shared KV cache); their tokens count in both counters above."""
     reused_tokens: int = 0
     """Prompt tokens whose resident KV was kept instead."""
     evictions: int = 0

@@ -272,6 +272,8 @@ class NativeContext:
         order: prompt chunks and generation tokens of several sequences may share a call
         (a recurrent state is split by sequence instead)."""
         self.n_batch = n_batch
+        self.n_ubatch = int(params.n_ubatch)
+        """Tokens llama.cpp computes in one pass; a longer call is split into these."""
         self._batch: Any = lc.llama_batch_init(n_batch, 0, 1)
         self._tokens = np.ctypeslib.as_array(self._batch.token, shape=(n_batch,))
         self._pos = np.ctypeslib.as_array(self._batch.pos, shape=(n_batch,))

@@ -84,6 +84,43 @@ def next_chunk(remaining: int, limit: int) -> int:
     return take
 
 
+def shared_chunks(remaining: Sequence[int], *, beside: int, limit: int, ubatch: int
+                  ) -> list[int]:
+    """Sizes of the prompt chunks that join ``beside`` generating tokens in one call.
+
+    ``remaining`` is each newcomer's prompt tokens still to read, oldest first; ``limit``
+    the prompt tokens the call may hold. llama.cpp computes a call in micro-batches of
+    ``ubatch`` tokens, in order: beside running streams the chunks fill what is left of
+    the micro-batch the generating tokens start (no extra pass over the weights), and no
+    call ends with a micro-batch of a single prompt token, which llama.cpp would compute
+    as a token alone. Every size is one `next_chunk` would give (or two less).
+    """
+    if beside:
+        room = ubatch - beside % ubatch
+        if room <= MIN_CHUNK:
+            room += ubatch
+        room = min(room, limit)
+    else:
+        room = limit
+    sizes: list[int] = []
+    for left in remaining:
+        size = next_chunk(left, room)
+        if size > room:
+            break
+        sizes.append(size)
+        room -= size
+        if room <= MIN_CHUNK:
+            break
+    while len(sizes) > 1 or (sizes and sizes[0] >= 2 * MIN_CHUNK):
+        if (beside + sum(sizes)) % ubatch != 1:
+            break
+        if sizes[-1] >= 2 * MIN_CHUNK:
+            sizes[-1] -= MIN_CHUNK  # leaves at least MIN_CHUNK of it for the next call
+        else:
+            sizes.pop()
+    return sizes
+
+
 @dataclass
 class Slot:
     """One KV sequence and what it holds."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -159,29 +160,51 @@ async def test_channels_asking_at_once_read_their_prompts_in_one_step(
     assert stats.steps - before == (len(requests) if exact(either) else 1)
 
 
-async def test_a_failed_call_of_several_prompts_is_computed_again_apart(
+async def test_a_failed_call_of_a_running_reply_and_new_prompts_is_made_again_as_two(
     either: BatchedBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    requests = [ask(q, session=f"c{i}", max_tokens=8) for i, q in enumerate(QUESTIONS)]
-    alone = [await reply(either, r) for r in requests]
+    """The call that advances a running reply and reads three newcomers' prompts fails
+    once: the running reply goes on, the newcomers answer, and every sequence's KV holds
+    exactly the tokens the engine counts for it."""
     failed: list[int] = []
     original = NativeContext.decode
 
     def decode(self: NativeContext, entries: Sequence[tuple[int, int, int, bool]]) -> None:
-        if not failed and len({seq_id for seq_id, *_ in entries}) > 1 and not all(
-                logits for *_, logits in entries):
+        per_sequence = Counter(seq_id for seq_id, *_ in entries)
+        generating = any(count == 1 for count in per_sequence.values())
+        if not failed and generating and not all(logits for *_, logits in entries):
             failed.append(len(entries))
             raise DecodeFailedError(1)
         original(self, entries)
 
     monkeypatch.setattr(NativeContext, "decode", decode)
-    async with arriving_together(either, [ask(q.replace("?", "!"), session=f"n{i}",
-                                              max_tokens=8)
-                                          for i, q in enumerate(QUESTIONS)]) as tasks:
-        again = await asyncio.gather(*tasks)
-    assert all(text.strip() for text in again)  # every reply came, none failed
-    assert bool(failed) != exact(either)  # only the shared cache made such a call
-    assert all(text.strip() for text in alone)
+    running = ask(QUESTIONS[2], session="poem", max_tokens=40)
+    pieces: list[str] = []
+    started = asyncio.Event()
+
+    async def run() -> None:
+        async for piece in either.generate(running):
+            pieces.append(piece)
+            started.set()
+
+    poem = asyncio.create_task(run())
+    async with asyncio.timeout(LIMIT):
+        await started.wait()
+    newcomers = [ask(q, session=f"n{i}", max_tokens=8) for i, q in enumerate(QUESTIONS[:2])]
+    async with arriving_together(either, newcomers) as tasks:
+        replies = await asyncio.gather(*tasks)
+        async with asyncio.timeout(LIMIT):
+            await poem
+    assert len("".join(pieces).split()) > 3  # the running reply went on
+    assert all(text.strip() for text in replies)
+    assert bool(failed) != exact(either)  # only the shared cache makes such a call
+    engine = either.engine
+    assert engine.busy_sequences() == 0
+    ctx = engine._ctx
+    assert ctx is not None
+    for slot in engine.table.slots:
+        held = ctx._lc.llama_memory_seq_pos_max(ctx.memory, slot.seq_id) + 1
+        assert held == len(slot.tokens), f"sequence {slot.seq_id}"
 
 
 async def test_replies_agree_with_the_single_sequence_backend(

@@ -10,6 +10,7 @@ from bot.backends.sessions import (
     common_prefix_length,
     next_chunk,
     reusable_prefix,
+    shared_chunks,
 )
 
 
@@ -58,6 +59,43 @@ def test_next_chunk_never_leaves_a_single_token(
     assert next_chunk(remaining, limit) == expected
     left = remaining - next_chunk(remaining, limit)
     assert left == 0 or left >= MIN_CHUNK
+
+
+@pytest.mark.parametrize(
+    ("remaining", "beside", "limit", "expected"),
+    [
+        ([57, 57, 57, 57], 0, 512, [57, 57, 57, 57]),  # alone: every newcomer at once
+        ([3] * 8, 0, 512, [3] * 8),
+        ([300], 4, 64, [60]),  # beside 4 streams: the rest of their micro-batch
+        ([300, 5], 60, 64, [4]),
+        ([2, 2, 2], 62, 64, [2, 2, 2]),  # 2 left in it: the next micro-batch too
+        ([65], 0, 512, [63]),  # 64 + 1 would compute the last token alone
+        ([129], 0, 512, [127]),
+        ([40, 25], 0, 512, [40, 23]),
+        ([63, 2], 0, 512, [63]),  # 63 + 2: the last chunk waits rather than end alone
+        ([3], 62, 64, [3]),  # nothing shorter exists: better a lone token than no start
+    ],
+)
+def test_shared_chunks_fill_micro_batches_and_never_end_one_with_a_lone_token(
+    remaining: list[int], beside: int, limit: int, expected: list[int]
+) -> None:
+    assert shared_chunks(remaining, beside=beside, limit=limit, ubatch=64) == expected
+
+
+@pytest.mark.parametrize("beside", [0, 1, 7, 8, 61, 62, 63, 64, 65])
+def test_shared_chunks_keep_every_rule(beside: int) -> None:
+    for remaining in ([2], [3], [4], [65], [64, 64, 1000], [2] * 40, [5, 70, 3, 130]):
+        limit = 64 if beside else 512 - beside
+        sizes = shared_chunks(remaining, beside=beside, limit=limit, ubatch=64)
+        assert sizes, "the oldest newcomer always gets a chunk"
+        assert sum(sizes) <= max(limit, MIN_CHUNK + 1)
+        for size, left in zip(sizes, remaining, strict=False):
+            assert MIN_CHUNK <= size <= left
+            assert left - size == 0 or left - size >= MIN_CHUNK
+        if beside % 64 and 64 - beside % 64 > MIN_CHUNK:  # room in the streams' last pass
+            assert (beside + sum(sizes) + 63) // 64 == (beside + 63) // 64  # no extra pass
+        if (beside + sum(sizes)) % 64 == 1:  # a lone token at the end only for lack of choice
+            assert len(sizes) == 1 and sizes[0] < 2 * MIN_CHUNK
 
 
 def test_a_returning_session_gets_its_own_slot_and_keeps_its_prefix() -> None:
