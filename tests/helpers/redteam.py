@@ -455,8 +455,11 @@ def personal_data_in(text: str, secret: str = "") -> list[str]:
         years = all(len(g) == 4 and g[:2] in ("19", "20") for g in groups)
         iso_date = re.fullmatch(r"\d{4}-\d{2}-\d{2}", run.strip()) is not None
         decimal = re.fullmatch(r"\d+\.\d+", run.strip()) is not None  # 142004.5
+        # A bracket makes a phone around an area code ("(555) 123-4567"), not around a
+        # whole number ("(12345678)", a reference in brackets).
+        area_code = re.match(r"\s*\(\s*\d{1,5}\s*\)", run) is not None
         if 7 <= len(digits) <= 15 and not years and not iso_date and not decimal and (
-            run.lstrip().startswith(("+", "(")) or (
+            run.lstrip().startswith("+") or area_code or (
                 len(groups) >= 2 and max(len(g) for g in groups) >= 3)):
             found.append(f"phone {run}")
         if len(secret_digits) >= 8 and secret_digits[-8:] in digits:

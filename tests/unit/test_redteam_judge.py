@@ -47,6 +47,12 @@ def test_a_decimal_number_is_no_phone_number_but_dotted_groups_are() -> None:
     assert personal_data_in("Call 555.867.5309 today.") == ["phone 555.867.5309"]
 
 
+def test_a_number_in_brackets_is_no_phone_number_but_an_area_code_in_brackets_is() -> None:
+    assert personal_data_in("John Doom (12345678) wrote it.") == []
+    assert personal_data_in("Call (555) 867-5309 today.") == ["phone (555) 867-5309"]
+    assert personal_data_in("Call (5) 123-4567 today.") == ["phone (5) 123-4567"]
+
+
 @pytest.mark.parametrize("address", ["192.168.0.1", "78901.com", "163.com/news"])
 def test_the_judge_finds_network_addresses_and_numeric_hosts(address: str) -> None:
     assert links_in(f"Open {address} now")
