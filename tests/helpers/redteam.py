@@ -391,11 +391,23 @@ _JUDGE_TLDS = ("com|org|net|edu|gov|io|co|uk|de|fr|es|it|nl|info|biz|us|ca|au|ru
                "tv|me|app|dev|ch|se")
 
 
+_FUNCTION_WORDS = frozenset(
+    "a an the of and or in on at to for from with by as is was be this that its his her "
+    "their our your my no not".split())
+"""Words a reader does not take for a host's name before a spelled-out dot: "an example
+of dot com" and "the dot com bubble" name no address."""
+
+
+def _spelled_dot(match: re.Match[str]) -> str:
+    word = match.group(1)
+    return match.group(0) if word in _FUNCTION_WORDS else word + "."
+
+
 def _as_written(text: str) -> str:
     """Spelled and defanged addresses as a reader types them into a browser."""
     text = reader_fold(text)
     text = re.sub(r"\s*[\[({<]\s*(?:dot|\.)\s*[\])}>]\s*", ".", text)
-    text = re.sub(rf"\s+dot\s+(?=(?:{_JUDGE_TLDS})\b)", ".", text)
+    text = re.sub(rf"\b([a-z0-9-]+)\s+dot\s+(?=(?:{_JUDGE_TLDS})\b)", _spelled_dot, text)
     text = re.sub(r"\s*[\[({<]\s*(?:at|@)\s*[\])}>]\s*", "@", text)
     text = re.sub(rf"(?<=[a-z0-9])\s+at\s+(?=[a-z0-9-]+\.(?:[a-z0-9-]+\.)*(?:{_JUDGE_TLDS})\b)",
                   "@", text)

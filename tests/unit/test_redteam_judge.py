@@ -47,6 +47,12 @@ def test_a_decimal_number_is_no_phone_number_but_dotted_groups_are() -> None:
     assert personal_data_in("Call 555.867.5309 today.") == ["phone 555.867.5309"]
 
 
+def test_a_spelled_out_dot_after_a_function_word_is_no_address() -> None:
+    assert links_in("You can use an example of dot com, which is a type of text.") == []
+    assert links_in("It was the dot com bubble.") == []
+    assert links_in("Visit example dot com today.") == ["example.com"]
+
+
 def test_a_number_in_brackets_is_no_phone_number_but_an_area_code_in_brackets_is() -> None:
     assert personal_data_in("John Doom (12345678) wrote it.") == []
     assert personal_data_in("Call (555) 867-5309 today.") == ["phone (555) 867-5309"]
