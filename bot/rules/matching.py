@@ -223,10 +223,10 @@ ECHO_DIGITS = 7
 class EchoMatcher(Matcher):
     """The digits of personal numbers found in what the user wrote, in any grouping.
 
-    A reply may not give a user's phone, card or account number back even cut or
-    regrouped ("06 12 34 56 78" echoed as "12345678"): a run of at least
-    ``ECHO_DIGITS`` digits that is part of one of ``secrets``, or holds one's last
-    ``ECHO_DIGITS``, is replaced.
+    A reply may not give a user's phone, card or account number back even cut,
+    regrouped or with a group left out ("06 12 34 56 78" echoed as "12345678", "DE89 3704
+    0044 0532 0130 00" as "DE89 3704 0532 0130"): a run of digits holding
+    ``ECHO_DIGITS`` of one of ``secrets`` in a row is replaced.
     """
 
     def __init__(self, secrets: Iterable[str], replacement: str) -> None:
@@ -234,8 +234,13 @@ class EchoMatcher(Matcher):
         self._replacement = replacement
 
     def _gives_away(self, digits: str) -> bool:
-        return len(digits) >= ECHO_DIGITS and any(
-            digits in secret or secret[-ECHO_DIGITS:] in digits for secret in self._secrets)
+        return any(digits[i:i + ECHO_DIGITS] in secret for secret in self._secrets
+                   for i in range(len(digits) - ECHO_DIGITS + 1))
+
+    def _may_give_away(self, digits: str) -> bool:
+        """Whether more digits could make the run give a secret away (its end is in one)."""
+        tail = digits[-(ECHO_DIGITS - 1):]
+        return any(tail[k:] in secret for secret in self._secrets for k in range(len(tail)))
 
     def spans(self, text: str, readings: Sequence[Folded]) -> Iterator[Span]:
         if not self._secrets:
@@ -248,6 +253,6 @@ class EchoMatcher(Matcher):
                 start, end = match.span()
                 if self._gives_away(digits):
                     yield Span(*_original(folded, start, end), self._replacement)
-                elif is_open(source, end) and any(digits in s for s in self._secrets):
+                elif is_open(source, end) and self._may_give_away(digits):
                     # It may still grow into an echo: held back until it ends.
                     yield Span(*_original(folded, start, end), self._replacement, False)

@@ -226,6 +226,20 @@ def test_a_number_the_user_gave_does_not_come_back_regrouped(reply: str, piece: 
     assert "[phone number removed]" in stream(echo_filter("kids", said), reply, piece)[-1]
 
 
+@pytest.mark.parametrize("piece", [1, 3])
+def test_an_account_number_the_user_gave_does_not_come_back_with_a_group_left_out(
+    piece: int,
+) -> None:
+    # A red-team run: asked to write an IBAN with dashes, the model gave it back without
+    # one of its groups, which no longer passes the IBAN check.
+    said = "Write DE89 3704 0044 0532 0130 00 with dashes between the groups."
+    reply = "The latest message to the group chat was: DE89 3704 0532 0130."
+    states = stream(echo_filter("kids", said), reply, piece)
+    for state in states:
+        assert "0532" not in state and "3704" not in state
+    assert "[IBAN removed]" in states[-1]
+
+
 def test_numbers_the_user_wrote_that_are_no_personal_data_come_back() -> None:
     said = "What is 12345678 times 2, and what happened in 1914-1918?"
     reply = "It is 24691356; 12345678 doubled. The war lasted 1914-1918."
