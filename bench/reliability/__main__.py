@@ -86,11 +86,15 @@ SCENARIOS = (
               f"{UNIT}test_queue.py::test_a_job_cancelled_as_it_starts_frees_its_slot",
               f"{INTEGRATION}test_batched_engine.py::test_cancelling_one_sequence_frees_it_and_the_"
               "others_finish")),
-    Scenario("decode failures at admission and mid-generation",
-             "only that job fails, with a message; the engine keeps running",
+    Scenario("decode failures at admission, mid-generation, and of a call shared by a "
+             "running reply and new prompts",
+             "only that job fails, with a message; the engine keeps running; a failed shared "
+             "call is made again as two, every sequence's KV as the engine counts it",
              (f"{INTEGRATION}test_batched_engine.py::test_a_job_failing_at_admission_fails_only_itself",
               f"{INTEGRATION}test_batched_engine.py::test_a_job_failing_mid_generation_fails_only_"
-              "itself")),
+              "itself",
+              f"{INTEGRATION}test_batched_engine.py::test_a_failed_call_of_a_running_reply_and_new_"
+              "prompts_is_made_again_as_two")),
     Scenario("more resident conversations than the batched engine's KV budget holds; "
              "replies that together need more than all of it",
              "the least recently used conversation evicted, the rest kept; a reply waits for "
