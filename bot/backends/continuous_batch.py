@@ -256,7 +256,8 @@ class ContinuousBatch:
         within the micro-batch the streams' tokens start (the oldest newcomer first);
         alone, as many as a batch holds (`shared_chunks`).
         """
-        limit = self._prefill_chunk if feeding else self._ctx.n_batch - len(feeding)
+        room = self._ctx.n_batch - len(feeding)
+        limit = min(self._prefill_chunk, room) if feeding else room
         sizes = shared_chunks([len(job.prompt) - job.evaluated for job in prefilling],
                               beside=len(feeding), limit=limit, ubatch=self._ctx.n_ubatch)
         entries = []
@@ -270,10 +271,11 @@ class ContinuousBatch:
             last = start + size == len(job.prompt)
             entries.extend((job.slot.seq_id, start + i, job.prompt[start + i],
                             last and i == size - 1) for i in range(size))
-        if not chunks:  # no room beside the streams this step: generation alone
+        if not chunks:  # no room beside the streams (a batch nearly full of them): two calls
             if feeding:
                 self._stats.peak_batch = max(self._stats.peak_batch, len(feeding))
                 self._decode_generating(feeding)
+            self._prefill(prefilling[0], self._prefill_chunk)
             return
         started = time.perf_counter()
         try:

@@ -207,6 +207,39 @@ async def test_a_failed_call_of_a_running_reply_and_new_prompts_is_made_again_as
         assert held == len(slot.tokens), f"sequence {slot.seq_id}"
 
 
+async def test_newcomers_start_beside_running_replies_when_no_chunk_fits_their_call(
+    model_path: Path,
+) -> None:
+    """With room for fewer prompt tokens a step than a chunk holds (here a limit of 2),
+    newcomers still start while a reply runs: their chunks get calls of their own."""
+    backend = BatchedBackend(model_path, n_ctx=512, parallel=4, resident=4, prefill_chunk=2,
+                             n_threads=THREADS, n_threads_batch=THREADS)
+    await backend.start()
+    try:
+        started = asyncio.Event()
+        pieces: list[str] = []
+
+        async def run() -> None:
+            async for piece in backend.generate(ask(QUESTIONS[2], session="poem",
+                                                    max_tokens=40)):
+                pieces.append(piece)
+                started.set()
+
+        poem = asyncio.create_task(run())
+        async with asyncio.timeout(LIMIT):
+            await started.wait()
+        async with arriving_together(backend, [ask(QUESTIONS[0], session="new")]) as tasks:
+            replies = await asyncio.gather(*tasks)
+            async with asyncio.timeout(LIMIT):
+                await poem
+        assert all(text.strip() for text in replies)
+        assert backend.engine.stats.peak_batch == 2  # it generated beside the poem
+        assert backend.engine.busy_sequences() == 0
+    finally:
+        await backend.stop()
+    assert "".join(pieces).strip()
+
+
 async def test_replies_agree_with_the_single_sequence_backend(
     engine: BatchedBackend, model_path: Path
 ) -> None:
