@@ -239,8 +239,12 @@ class ContinuousBatch:
             if prefilling:
                 self._decode_together(feeding, prefilling)
                 return
+        self._decode_apart(feeding)
+
+    def _decode_apart(self, feeding: list[EngineJob]) -> None:
+        """Two calls: the generating sequences' tokens, then one chunk of the oldest
+        newcomer's prompt."""
         if feeding:
-            self._stats.peak_batch = max(self._stats.peak_batch, len(feeding))
             self._decode_generating(feeding)
         prefilling = [job for job in self._active if job.prefilling and not job.cancelled]
         if prefilling:
@@ -260,10 +264,7 @@ class ContinuousBatch:
         limit = min(self._prefill_chunk, room) if feeding else room
         sizes = shared_chunks([len(job.prompt) - job.evaluated for job in prefilling],
                               beside=len(feeding), limit=limit, ubatch=self._ctx.n_ubatch)
-        entries = []
-        for job in feeding:
-            assert job.slot is not None and job.pending is not None
-            entries.append((job.slot.seq_id, job.evaluated, job.pending, True))
+        entries = _generating_entries(feeding)
         chunks = list(zip(prefilling, sizes, strict=False))
         for job, size in chunks:
             assert job.slot is not None
@@ -271,11 +272,8 @@ class ContinuousBatch:
             last = start + size == len(job.prompt)
             entries.extend((job.slot.seq_id, start + i, job.prompt[start + i],
                             last and i == size - 1) for i in range(size))
-        if not chunks:  # no room beside the streams (a batch nearly full of them): two calls
-            if feeding:
-                self._stats.peak_batch = max(self._stats.peak_batch, len(feeding))
-                self._decode_generating(feeding)
-            self._prefill(prefilling[0], self._prefill_chunk)
+        if not chunks:  # no room beside the streams (a batch nearly full of them)
+            self._decode_apart(feeding)
             return
         started = time.perf_counter()
         try:
@@ -288,13 +286,7 @@ class ContinuousBatch:
                 if not self._ctx.forget(job.slot.seq_id, job.evaluated):
                     doing = "generating" if job.pending is not None else "reading the prompt"
                     self._fail(job, DecodeFailedError(error.code, doing), forget=True)
-            feeding = [job for job in feeding if job in self._active]
-            if feeding:
-                self._stats.peak_batch = max(self._stats.peak_batch, len(feeding))
-                self._decode_generating(feeding)
-            waiting = [job for job, _ in chunks if job in self._active]
-            if waiting:
-                self._prefill(waiting[0], self._prefill_chunk if feeding else self._ctx.n_batch)
+            self._decode_apart([job for job in feeding if job in self._active])
             return
         elapsed = time.perf_counter() - started
         prompt = len(entries) - len(feeding)
@@ -316,10 +308,8 @@ class ContinuousBatch:
             self._chunk_done(job, size, index - 1)
 
     def _decode_generating(self, jobs: list[EngineJob]) -> None:
-        entries = []
-        for job in jobs:
-            assert job.slot is not None and job.pending is not None
-            entries.append((job.slot.seq_id, job.evaluated, job.pending, True))
+        self._stats.peak_batch = max(self._stats.peak_batch, len(jobs))
+        entries = _generating_entries(jobs)
         started = time.perf_counter()
         try:
             self._ctx.decode(entries)
@@ -433,3 +423,12 @@ class ContinuousBatch:
                 self._table.forget(job.slot)
             self._release(job.slot)
         job.events.fail(error)
+
+
+def _generating_entries(jobs: list[EngineJob]) -> list[tuple[int, int, int, bool]]:
+    """Each generating job's pending token at its next position, wanting logits."""
+    entries = []
+    for job in jobs:
+        assert job.slot is not None and job.pending is not None
+        entries.append((job.slot.seq_id, job.evaluated, job.pending, True))
+    return entries
