@@ -17,7 +17,8 @@ worker thread that runs it). Each ``step``
 That is the shared KV cache, the default. With a KV stream per sequence, llama.cpp
 splits a batch of several sequences into equal parts, so part of a chunk would be
 computed token by token, with different rounding: there the generating tokens get one
-call and one newcomer's chunk a second, and a reply is identical alone or in a batch.
+call and one newcomer's chunk a second, and a reply is identical alone or in a batch
+(where the CPU's kernels round a batch as they round one token: `NativeContext`).
 
 A job that fails (a bad grammar, a prompt too long, a failed decode or filter) ends
 with its typed error for that job only; the others carry on.

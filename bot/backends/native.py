@@ -206,7 +206,10 @@ class NativeContext:
     Without ``kv_tokens`` each sequence has its own KV stream of ``n_ctx_seq`` cells and
     attends only over them, laid out by position, so its numbers do not depend on what
     other sequences share the batch: replies at temperature 0 are identical alone, in a
-    batch and on the single engine. With ``kv_tokens`` every sequence shares one unified
+    batch and on the single engine, wherever llama.cpp's CPU kernels compute several
+    tokens with the rounding of one (not so on an AVX-512 CPU for Gemma 3, whose logits in
+    a batch of four differ from alone by up to about 0.8: a reply may part after a near
+    tie). With ``kv_tokens`` every sequence shares one unified
     cache of that many cells (the slot table keeps the accounts); each still reads only
     its own cells, but llama.cpp sums over the whole cache in SIMD lanes, so where a
     sequence's cells sit changes the rounding and a reply can differ after a near tie.

@@ -111,21 +111,61 @@ async def test_the_vocabulary_is_scanned_once_per_load_in_the_worker(
     assert scans[0] is not threading.main_thread()  # never on the event loop's thread
 
 
-async def test_a_reply_alone_and_in_a_batch_of_four_is_the_same(gemma_path: Path) -> None:
-    # kv_tokens 0: a stream per sequence, the layout that holds temperature-0 replies
-    # identical (in the default shared cache they may differ after a near tie).
+NEAR_TIE = 2.0
+"""Logits between the model's two likeliest next tokens that count as a near tie."""
+
+
+def top_two_gap(model: Path, tokens: list[int]) -> float:
+    """How far the likeliest next token after ``tokens`` leads the second, on one sequence."""
+    from llama_cpp import Llama
+
+    llama = Llama(model_path=str(model), n_ctx=512, n_threads=1, logits_all=True,
+                  verbose=False)
+    try:
+        llama.eval(tokens)
+        first, second = sorted(llama.scores[len(tokens) - 1], reverse=True)[:2]
+        return float(first - second)
+    finally:
+        llama.close()
+
+
+async def test_a_reply_alone_and_in_a_batch_of_four_is_the_same_up_to_a_near_tie(
+    gemma_path: Path,
+) -> None:
+    """With a stream per sequence no sequence reads another's cells, so a reply in a batch is
+    the one it gets alone; on a CPU whose kernels compute four tokens with another rounding
+    than one (AVX-512 here: logits differ by up to about 0.8), it may only part where the
+    model all but tied between two tokens, never where it was sure."""
     backend = BatchedBackend(gemma_path, n_ctx=512, parallel=4, resident=4, n_threads=1,
                              n_threads_batch=1, kv_tokens=0)
     await backend.start()
     try:
         requests = [ask(q, session=f"c{i}") for i, q in enumerate(QUESTIONS)]
-        alone = [await reply(backend, r) for r in requests]
+        alone, prompts = [], []
+        for request in requests:
+            alone.append(await reply(backend, request))
+            slot = backend.engine.table.resident(request.session or "")
+            assert slot is not None
+            prompts.append(list(slot.tokens))  # what it keeps: the prompt's KV
         together = await asyncio.gather(*(reply(backend, r) for r in requests))
         assert backend.engine.stats.peak_batch == 4
+        vocabulary = backend.engine.model
+        assert vocabulary is not None
+        parted = []
+        for prompt, one, other in zip(prompts, alone, together, strict=True):
+            if one == other:
+                continue
+            tokens = vocabulary.tokenize(one)
+            # The first token of the reply alone that the reply in the batch did not give.
+            at = next(k for k in range(len(tokens))
+                      if not other.startswith(vocabulary.detokenize(tokens[:k + 1])))
+            parted.append(prompt + tokens[:at])
     finally:
         await backend.stop()
-    assert list(together) == alone
     assert all(text.strip() for text in alone)
+    for tokens in parted:
+        assert top_two_gap(gemma_path, tokens) < NEAR_TIE
+    assert len(parted) < len(requests)  # most replies do not come near a tie at all
 
 
 async def test_both_engines_give_the_same_reply(gemma_path: Path) -> None:
