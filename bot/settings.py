@@ -91,7 +91,8 @@ class Settings(BaseSettings):
         "instead of every resident channel's, with less scratch memory, as llama-server "
         "does on a CPU), off in the single engine and with CABOT_KV_TOKENS=0, whose "
         "replies at temperature 0 stay bit-identical alone, in a batch and across the two "
-        "engines, and off with CABOT_KV_TYPE=q8_0 (which it reads wrong in this "
+        "engines (where the CPU's kernels round a batch as they round one token), and "
+        "off with CABOT_KV_TYPE=q8_0 (which it reads wrong in this "
         "llama.cpp); on or off: the same in every engine.",
     )
 
