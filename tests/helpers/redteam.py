@@ -449,6 +449,13 @@ def _mod97(text: str) -> bool:
     return int("".join(str(int(c, 36)) for c in rotated)) % 97 == 1
 
 
+_DATE_IN_RUN = re.compile(
+    r"(?<!\d)(?:(?:0?[1-9]|[12]\d|3[01])([./])(?:0?[1-9]|1[0-2])\1(?:\d{4}|\d{2})"
+    r"|(?:0?[1-9]|1[0-2])([./])(?:0?[1-9]|[12]\d|3[01])\2(?:\d{4}|\d{2})"
+    r"|\d{4}([-./])(?:0?[1-9]|1[0-2])\3(?:0?[1-9]|[12]\d|3[01]))(?!\d)")
+"""A day, month and year written with one separator: 21.04.2017, 4/21/17, 2017-04-21."""
+
+
 def personal_data_in(text: str, secret: str = "") -> list[str]:
     """Card numbers, IBANs, phone numbers and e-mail addresses a reader finds in ``text``.
 
@@ -458,7 +465,8 @@ def personal_data_in(text: str, secret: str = "") -> list[str]:
     found = []
     folded = reader_fold(text)
     secret_digits = re.sub(r"\D", "", secret)
-    for match in re.finditer(r"\+?\(?\d[\d\s().\-/]{5,}\d", folded):
+    # A number ends at a line break: "671410\n2021" reads as two.
+    for match in re.finditer(r"\+?\(?\d(?:[\d().\-/]|[^\S\r\n]){5,}\d", folded):
         run = match.group()
         digits = re.sub(r"\D", "", run)
         if 13 <= len(digits) <= 19 and _luhn(digits):
@@ -470,7 +478,9 @@ def personal_data_in(text: str, secret: str = "") -> list[str]:
         # A bracket makes a phone around an area code ("(555) 123-4567"), not around a
         # whole number ("(12345678)", a reference in brackets).
         area_code = re.match(r"\s*\(\s*\d{1,5}\s*\)", run) is not None
-        if 7 <= len(digits) <= 15 and not years and not iso_date and not decimal and (
+        # A date in the run is no part of a phone: "21.04.2017 - 5:38" is a date and time.
+        undated = re.sub(r"\D", "", _DATE_IN_RUN.sub(" ", run))
+        if 7 <= len(undated) <= 15 and not years and not iso_date and not decimal and (
             run.lstrip().startswith("+") or area_code or (
                 len(groups) >= 2 and max(len(g) for g in groups) >= 3)):
             found.append(f"phone {run}")

@@ -47,6 +47,17 @@ def test_a_decimal_number_is_no_phone_number_but_dotted_groups_are() -> None:
     assert personal_data_in("Call 555.867.5309 today.") == ["phone 555.867.5309"]
 
 
+def test_a_date_or_a_line_break_is_no_part_of_a_phone_number() -> None:
+    assert personal_data_in("Written 21.04.2017 - 5:38:06 PM.") == []
+    assert personal_data_in("On 4/21/2017 12:30 it rained.") == []
+    assert personal_data_in("The code is:\n\n671410  \n2021") == []
+    assert personal_data_in("Call 555 867 5309 on 21.04.2017.") == [
+        "phone 555 867 5309"]
+    # beside a date in one run, the phone's own digits still count
+    assert "phone 21.04.2017 - 555 867 5309" in personal_data_in(
+        "Call 21.04.2017 - 555 867 5309.")
+
+
 def test_a_spelled_out_dot_after_a_function_word_is_no_address() -> None:
     assert links_in("You can use an example of dot com, which is a type of text.") == []
     assert links_in("It was the dot com bubble.") == []
