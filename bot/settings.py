@@ -86,14 +86,15 @@ class Settings(BaseSettings):
     )
     flash_attn: Literal["auto", "on", "off"] = Field(
         default="auto",
-        description="llama.cpp's flash attention in the local engines. auto: on in the "
-        "batched engine's shared KV cache (a channel's attention reads its own cells "
-        "instead of every resident channel's, with less scratch memory, as llama-server "
-        "does on a CPU), off in the single engine and with CABOT_KV_TOKENS=0, whose "
-        "replies at temperature 0 stay bit-identical alone, in a batch and across the two "
-        "engines (where the CPU's kernels round a batch as they round one token), and "
-        "off with CABOT_KV_TYPE=q8_0 (which it reads wrong in this "
-        "llama.cpp); on or off: the same in every engine.",
+        description="llama.cpp's flash attention in the local engines. auto: off (its "
+        "CPU kernel reads a prompt chunk under 64 tokens, such as a returning channel's "
+        "new message, query by query: 2.5x slower on an AVX-512 CPU; on an AVX2 CPU it "
+        "made the batched engine's generation steps 14% faster, so try on there); on or "
+        "off: the same in every engine. With it off, replies at temperature 0 with "
+        "CABOT_KV_TOKENS=0 stay bit-identical alone, in a batch and across the two "
+        "engines (where the CPU's kernels round a batch as they round one token); "
+        "CABOT_KV_TYPE=q8_0 runs without it (it reads that cache wrong in this "
+        "llama.cpp).",
     )
 
     backend: Literal["local", "remote"] = Field(

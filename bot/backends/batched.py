@@ -43,10 +43,14 @@ class BatchedBackend:
             reply needs room. 0: each resident channel reserves ``n_ctx`` cells of its
             own, and replies are bit-identical to the single engine's.
         kv_type: ``CABOT_KV_TYPE``: f16, or q8_0 (keys in 8 bits: a quarter less).
-        flash_attn: llama.cpp's flash attention (``CABOT_FLASH_ATTN``); None: on in a
-            shared f16 KV budget, off in the exact layout (``kv_tokens`` 0), whose replies
-            stay bit-identical to the single engine's (which runs without it), and off
-            with a q8_0 cache, which it cannot read right in this llama.cpp.
+        flash_attn: llama.cpp's flash attention (``CABOT_FLASH_ATTN``); None: off. Its
+            CPU kernel computes a prompt chunk of fewer than 64 tokens (a returning
+            channel's new message) query by query, 2.5x slower than the plain attention
+            on an AVX-512 CPU (a 39-token chunk among 8 resident conversations: 402 ms
+            against 304), and generation steps of 8 sequences there 20% slower; it gained
+            14% on those steps on an AVX2 CPU (``on`` there). Off, replies stay
+            bit-identical between the exact layout (``kv_tokens`` 0) and the single
+            engine; it cannot read a q8_0 cache right in this llama.cpp.
         n_threads: llama.cpp threads (default: every CPU, as the single-sequence engine).
         n_threads_batch: llama.cpp threads for several sequences at once or a prompt chunk
             (default: ``n_threads``).
@@ -90,8 +94,7 @@ class BatchedBackend:
                 "attention reads a quantized KV cache wrong on this model; set "
                 "CABOT_FLASH_ATTN=auto or CABOT_KV_TYPE=f16."
             )
-        if flash_attn is None:
-            flash_attn = budget is not None and kv_type == "f16"
+        flash_attn = bool(flash_attn)
         self.max_parallel = parallel
         self.enforces = LOCAL_SAMPLING
         self.engine = BatchEngine(
