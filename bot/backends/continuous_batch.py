@@ -397,7 +397,17 @@ class ContinuousBatch:
             job.sampler = None
 
     def _release(self, slot: Slot) -> None:
-        """The job on ``slot`` ended: keep its prompt's KV, drop the generated tail."""
+        """The job on ``slot`` ended: keep its KV for the channel's next turn.
+
+        In the shared cache all of it, the reply too, as llama-server's prompt cache
+        does: the next prompt holds the reply as remembered, so a returning channel
+        reads only its new message (where the remembered text tokenizes as generated).
+        With a stream per sequence only the prompt's: there a resident channel's reply
+        must stay bit-identical to the one it gets re-read from text (`bot.backends.
+        sessions`).
+        """
+        if self._ctx.unified:
+            slot.exact = len(slot.tokens)
         if not self._ctx.forget(slot.seq_id, slot.exact):
             # A recurrent state holds the reply too and cannot be cut back: the slot keeps
             # nothing (and another idle slot holding this channel keeps it).

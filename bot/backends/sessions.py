@@ -3,13 +3,16 @@
 Pure bookkeeping for the batched engine (no llama.cpp here), so it is unit-tested alone.
 
 Each slot is one llama.cpp sequence. A slot remembers the tokens its KV holds and how
-many of them came from prompt evaluation. Only that part is reused by the next turn:
-llama.cpp computes a token evaluated alone (one query per sequence, as in generation)
-with slightly different rounding from the same token evaluated in a chunk of two or
-more, so reusing generated tokens' KV would make a resident channel's reply differ from
-the reply the same channel gets after eviction and re-evaluation from text. Evaluating
-every prompt token in chunks of at least two keeps the two identical, and a finished
-job's generated tail is dropped (``release``): it would only take room.
+many of them the next turn may reuse (``exact``). With a stream per sequence that is
+the part that came from prompt evaluation: llama.cpp computes a token evaluated alone
+(one query per sequence, as in generation) with slightly different rounding from the
+same token evaluated in a chunk of two or more, so reusing generated tokens' KV would
+make a resident channel's reply differ from the reply the same channel gets after
+eviction and re-evaluation from text. Evaluating every prompt token in chunks of at
+least two keeps the two identical, and a finished job's generated tail is dropped
+(``release``). In the shared cache, whose rounding already depends on where cells sit,
+the engine keeps the reply's KV too (``exact`` covers it), so a returning channel reads
+only its new message.
 
 With a KV budget (one cache shared by every sequence, ``CABOT_KV_TOKENS``) the table
 also counts cells: an idle slot holds its tokens, a running job its prompt plus its reply
@@ -61,7 +64,7 @@ def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
 def reusable_prefix(resident: Sequence[int], exact: int, prompt: Sequence[int]) -> int:
     """Leading prompt tokens whose resident KV can be kept as is.
 
-    ``exact`` is how many of the ``resident`` tokens came from prompt evaluation. At least
+    ``exact`` is how many of the ``resident`` tokens may be reused (`Slot.exact`). At least
     ``MIN_CHUNK`` prompt tokens are always left to evaluate, so the last one (whose logits
     give the first reply token) is computed by a chunk, as it would be from scratch.
     """
@@ -130,7 +133,8 @@ class Slot:
     tokens: list[int] = field(default_factory=list)
     """Tokens whose KV is in this sequence, at positions ``0..len(tokens)-1``."""
     exact: int = 0
-    """How many leading ``tokens`` were evaluated as prompt chunks (reusable exactly)."""
+    """How many leading ``tokens`` the next turn may reuse: those evaluated as prompt
+    chunks, and in the shared cache a finished reply's too."""
     busy: bool = False
     last_used: int = 0
     reserved: int = 0
@@ -274,8 +278,8 @@ class SlotTable:
     def release(self, slot: Slot) -> None:
         """The job on ``slot`` ended; its prompt's KV stays resident for the session.
 
-        The generated tail is dropped (never reused, see the module docstring): the
-        engine must drop the sequence's KV from ``slot.exact`` on as well.
+        The tokens past ``slot.exact`` (a stream's generated tail, see the module
+        docstring) are dropped: the engine must drop the sequence's KV from there on too.
         """
         slot.busy = False
         slot.reserved = 0

@@ -314,6 +314,29 @@ async def test_an_evicted_channel_re_evaluated_continues_as_a_resident_one(
     assert resident.strip()
 
 
+async def test_a_returning_channel_in_the_shared_cache_reads_only_its_new_message(
+    either: BatchedBackend,
+) -> None:
+    """In the shared cache the reply's KV stays resident with the prompt's, so the next
+    turn (which holds the reply as remembered) evaluates only what is new; with a stream
+    per sequence the reply is read again, keeping replies identical to a re-read."""
+    vocabulary = either.engine.model
+    assert vocabulary is not None
+    answer = await reply(either, ask(QUESTIONS[2], session="x", max_tokens=48))
+    second = ask("Why do you like it?", session="x", history=(
+        ChatMessage("user", QUESTIONS[2]), ChatMessage("assistant", answer.strip())))
+    stats = either.engine.stats
+    before = stats.prompt_tokens
+    assert (await reply(either, second)).strip()
+    read = stats.prompt_tokens - before
+    answer_tokens = len(vocabulary.tokenize(answer.strip()))
+    assert answer_tokens >= 30
+    if exact(either):
+        assert read > answer_tokens  # the reply again, and the new question
+    else:
+        assert read < answer_tokens  # the question and the chat format's few tokens
+
+
 def state_bytes(backend: BatchedBackend, seq_id: int) -> int:
     """The size of sequence ``seq_id``'s saved state: a fixed part and the same bytes for
     each KV cell it holds (read while the engine is idle)."""
