@@ -6,11 +6,12 @@ import asyncio
 import os
 import platform
 import statistics
+import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.app import App
 from bot.backends.base import LOCAL_SAMPLING, Backend, GenerationRequest
@@ -85,6 +86,48 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+T = TypeVar("T")
+
+
+async def own_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``fn(*args, **kwargs)`` in a new thread that ends with it (a baseline's llama.cpp
+    call, off the event loop).
+
+    llama.cpp's OpenMP runtime (libgomp) keeps a pool of worker threads for every thread
+    that ran a computation, for as long as that thread lives. asyncio's executor keeps
+    its threads, so a baseline run there leaves a pool behind; with more pooled threads
+    than CPUs libgomp stops spinning at its barriers, and every later decode in the
+    process, the engine under test included, ran 35-40% slower (row 15 after row 1: 0.6x
+    instead of 1.0x; ``OMP_WAIT_POLICY=ACTIVE`` took it back). A thread that ends frees
+    its pool.
+    """
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[T] = loop.create_future()
+
+    def deliver(result: T | None, error: BaseException | None) -> None:
+        if done.cancelled():
+            return
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(result)  # type: ignore[arg-type]
+
+    def run() -> None:
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as error:  # handed to the awaiting coroutine
+            loop.call_soon_threadsafe(deliver, None, error)
+        else:
+            loop.call_soon_threadsafe(deliver, result, None)
+
+    thread = threading.Thread(target=run, name="cabot-bench-baseline", daemon=True)
+    thread.start()
+    try:
+        return await asyncio.shield(done)
+    finally:
+        await asyncio.to_thread(thread.join)  # its pool is gone once it has ended
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,11 @@ measure little but the first token.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import time
 from typing import Any
 
-from bench.common import BenchConfig, Row, median
+from bench.common import BenchConfig, Row, median, own_thread
 from bench.streams import STORIES, Console, batched, engine_stats, start_console, where_time_went
 from bot.backends.base import GenerationRequest
 from bot.backends.batched import BatchedBackend
@@ -94,7 +93,7 @@ def raw_completion(llama: Any, engine: BatchedBackend, request: GenerationReques
 async def load_raw(config: BenchConfig) -> Any:
     from llama_cpp import Llama
 
-    return await asyncio.to_thread(Llama, model_path=str(config.model), n_ctx=2048,
+    return await own_thread(Llama, model_path=str(config.model), n_ctx=2048,
                                    n_threads=config.n_threads, verbose=False)
 
 
@@ -104,7 +103,7 @@ async def warm_up(bot: Console, llama: Any, engine: BatchedBackend) -> None:
     await seed(bot, "gemma-warm-up")
     await bot.say("gemma-warm-up", STREAM_PROMPT)
     await bot.app.router.drain()
-    await asyncio.to_thread(raw_completion, llama, engine, bot.backend.requests[-1])
+    await own_thread(raw_completion, llama, engine, bot.backend.requests[-1])
 
 
 async def gemma_stream(config: BenchConfig) -> Row:
@@ -140,7 +139,7 @@ async def gemma_stream(config: BenchConfig) -> Row:
                 else:
                     # Every fresh channel sends the same prompt; repeat 0 runs ours first.
                     request = bot.backend.requests[-1]
-                    result = await asyncio.to_thread(raw_completion, llama, engine, request)
+                    result = await own_thread(raw_completion, llama, engine, request)
                     raw.append((result.tokens - 1) / max(result.seconds - result.first, 1e-9))
                     raw_first.append(result.first)
                     raw_text = result.text
@@ -185,7 +184,7 @@ async def gemma_channels(config: BenchConfig) -> Row:
             requests = bot.backend.requests[-count:]
             started = time.perf_counter()
             # The channels share their history: raw llama-cpp-python keeps that prefix too.
-            runs = [await asyncio.to_thread(raw_completion, llama, engine, r, fresh=False)
+            runs = [await own_thread(raw_completion, llama, engine, r, fresh=False)
                     for r in requests]
             raw_rates.append(sum(r.tokens for r in runs) / (time.perf_counter() - started))
     finally:

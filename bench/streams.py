@@ -8,7 +8,6 @@ every engine and the figures compare the same work.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import io
 import logging
@@ -17,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from adapters.console import ConsoleAdapter
-from bench.common import BenchConfig, RecordingBackend, Row, bench_app, median
+from bench.common import BenchConfig, RecordingBackend, Row, bench_app, median, own_thread
 from bot.app import App
 from bot.backends.base import GenerationRequest
 from bot.backends.batched import BatchedBackend
@@ -131,7 +130,7 @@ async def single_stream(config: BenchConfig) -> Row:
 
     bot = await start_console(config, "single-stream", batched(config, parallel=4),
                               max_tokens=128)
-    llama = await asyncio.to_thread(
+    llama = await own_thread(
         Llama, model_path=str(config.model), n_ctx=2048, n_threads=config.n_threads,
         verbose=False,
     )
@@ -156,7 +155,7 @@ async def single_stream(config: BenchConfig) -> Row:
                 else:
                     # Every fresh channel sends the same prompt; repeat 0 runs ours first.
                     request = bot.backend.requests[-1]
-                    result = await asyncio.to_thread(raw_stream, llama, request)
+                    result = await own_thread(raw_stream, llama, request)
                     raw.append(result.rate)
                     raw_first.append(result.first)
                     raw_text = result.text
