@@ -88,7 +88,7 @@ class Settings(BaseSettings):
         default="auto",
         description="llama.cpp's flash attention in the local engines. auto: off (its "
         "CPU kernel reads a prompt chunk under 64 tokens, such as a returning channel's "
-        "new message, query by query: 2.5x slower on an AVX-512 CPU; on an AVX2 CPU it "
+        "new message, query by query: 2.5x slower on an AVX-512 CPU; on an AMD EPYC it "
         "made the batched engine's generation steps 14% faster, so try on there); on or "
         "off: the same in every engine. With it off, replies at temperature 0 with "
         "CABOT_KV_TOKENS=0 stay bit-identical alone, in a batch and across the two "

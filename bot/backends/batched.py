@@ -48,7 +48,7 @@ class BatchedBackend:
             channel's new message) query by query, 2.5x slower than the plain attention
             on an AVX-512 CPU (a 39-token chunk among 8 resident conversations: 402 ms
             against 304), and generation steps of 8 sequences there 20% slower; it gained
-            14% on those steps on an AVX2 CPU (``on`` there). Off, replies stay
+            14% on those steps on an AMD EPYC (``on`` there). Off, replies stay
             bit-identical between the exact layout (``kv_tokens`` 0) and the single
             engine; it cannot read a q8_0 cache right in this llama.cpp.
         n_threads: llama.cpp threads (default: every CPU, as the single-sequence engine).
