@@ -63,12 +63,12 @@ def create_backend(settings: Settings) -> Backend:
         n_threads=settings.n_threads,
         cache_bytes=settings.prompt_cache_mb << 20,
         chat_format=settings.chat_format,
-        flash_attn=FLASH_ATTN[settings.flash_attn] is True,
+        flash_attn=FLASH_ATTN[settings.flash_attn],
     )
 
 
-FLASH_ATTN: dict[str, bool | None] = {"auto": None, "on": True, "off": False}
-"""``CABOT_FLASH_ATTN`` for the engines (None: each engine's own choice)."""
+FLASH_ATTN: dict[str, bool] = {"auto": False, "on": True, "off": False}
+"""``CABOT_FLASH_ATTN`` for the engines (auto is off: see ``BatchedBackend``)."""
 
 
 GC_THRESHOLDS = (10_000, 20, 20)

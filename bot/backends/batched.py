@@ -43,7 +43,7 @@ class BatchedBackend:
             reply needs room. 0: each resident channel reserves ``n_ctx`` cells of its
             own, and replies are bit-identical to the single engine's.
         kv_type: ``CABOT_KV_TYPE``: f16, or q8_0 (keys in 8 bits: a quarter less).
-        flash_attn: llama.cpp's flash attention (``CABOT_FLASH_ATTN``); None: off. Its
+        flash_attn: llama.cpp's flash attention (``CABOT_FLASH_ATTN``), off by default. Its
             CPU kernel computes a prompt chunk of fewer than 64 tokens (a returning
             channel's new message) query by query, 2.5x slower than the plain attention
             on an AVX-512 CPU (a 39-token chunk among 8 resident conversations: 402 ms
@@ -73,7 +73,7 @@ class BatchedBackend:
         chat_format: str = AUTO,
         kv_tokens: int | None = None,
         kv_type: str = "f16",
-        flash_attn: bool | None = None,
+        flash_attn: bool = False,
     ) -> None:
         if parallel < 1:
             raise ValueError("parallel must be at least 1")
@@ -94,7 +94,6 @@ class BatchedBackend:
                 "attention reads a quantized KV cache wrong on this model; set "
                 "CABOT_FLASH_ATTN=auto or CABOT_KV_TYPE=f16."
             )
-        flash_attn = bool(flash_attn)
         self.max_parallel = parallel
         self.enforces = LOCAL_SAMPLING
         self.engine = BatchEngine(
