@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import platform
 import statistics
-import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -103,31 +104,12 @@ async def own_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     instead of 1.0x; ``OMP_WAIT_POLICY=ACTIVE`` took it back). A thread that ends frees
     its pool.
     """
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[T] = loop.create_future()
-
-    def deliver(result: T | None, error: BaseException | None) -> None:
-        if done.cancelled():
-            return
-        if error is not None:
-            done.set_exception(error)
-        else:
-            done.set_result(result)  # type: ignore[arg-type]
-
-    def run() -> None:
-        try:
-            result = fn(*args, **kwargs)
-        except BaseException as error:  # handed to the awaiting coroutine
-            loop.call_soon_threadsafe(deliver, None, error)
-        else:
-            loop.call_soon_threadsafe(deliver, result, None)
-
-    thread = threading.Thread(target=run, name="cabot-bench-baseline", daemon=True)
-    thread.start()
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cabot-bench-baseline")
     try:
-        return await asyncio.shield(done)
+        return await asyncio.get_running_loop().run_in_executor(
+            pool, functools.partial(fn, *args, **kwargs))
     finally:
-        await asyncio.to_thread(thread.join)  # its pool is gone once it has ended
+        await asyncio.to_thread(pool.shutdown)  # its pool is gone once its thread has ended
 
 
 @dataclass(frozen=True)
