@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bot.store.alignment import AlignmentStore
 from bot.store.connection import BUSY_TIMEOUT, Database
-from bot.store.conversation import ConversationStore
+from bot.store.conversation import HISTORY_CACHE_CHANNELS, ConversationStore
 from bot.store.members import MemberStore
 from bot.store.models import Actor, AuditEntry, Binding, Level, Lock, Place
 from bot.store.moves import move_community
@@ -59,16 +59,20 @@ class Store:
         members: personal layers, allowed and picked.
         usage: tokens generated, and communities' daily budgets.
         versions: the history of alignment changes, and rolling back to a version.
+
+    Args:
+        memory_places: places whose conversation memory RAM holds at most.
     """
 
     def __init__(
         self, path: Path | str, clock: Callable[[], float] = time.time,
-        busy_timeout: float = BUSY_TIMEOUT,
+        busy_timeout: float = BUSY_TIMEOUT, *, memory_places: int = HISTORY_CACHE_CHANNELS,
     ) -> None:
         self._clock = clock
         self.database = Database(path, busy_timeout)
         self.alignment = AlignmentStore(self.database, clock)
-        self.conversations = ConversationStore(self.database, clock)
+        self.conversations = ConversationStore(self.database, clock,
+                                               cached_places=memory_places)
         self.summaries = SummaryStore(self.database, self.conversations, clock)
         self.members = MemberStore(self.database, clock)
         self.usage = UsageStore(self.database, clock)

@@ -69,15 +69,20 @@ class ConversationStore:
     the first time it is asked for and then served from RAM: this process is the only
     writer, and every write here, in `bot.store.summaries` and in a community move keeps
     that copy current or drops it.
+
+    Args:
+        cached_places: places whose memory RAM holds at most (default
+            `HISTORY_CACHE_CHANNELS`).
     """
 
-    def __init__(self, database: Database, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, database: Database, clock: Callable[[], float] = time.time, *,
+                 cached_places: int = HISTORY_CACHE_CHANNELS) -> None:
         self._database = database
         self._clock = clock
-        self._memory: LRU[str, _Memory] = LRU(HISTORY_CACHE_CHANNELS)
+        self._memory: LRU[str, _Memory] = LRU(cached_places)
         # An upper bound on each channel's stored rows; a channel missing here is trimmed
         # on its next append.
-        self._stored: LRU[str, int] = LRU(HISTORY_CACHE_CHANNELS)
+        self._stored: LRU[str, int] = LRU(cached_places)
         self._modes: LRU[str, str | None] = LRU(REPLY_MODES_KEPT)
         self._turns_wanted = 0
         """The most turns asked for so far: what a summary's first read loads with it."""

@@ -115,3 +115,22 @@ async def test_a_reply_in_a_place_already_seen_reads_nothing_from_sqlite(
     await app.router.handle(chat, message("hello again"))
     assert len(chat.texts()) == 2
     assert statements and not [sql for sql in statements if sql.startswith("SELECT")]
+
+
+async def test_ram_holds_the_memory_of_as_many_places_as_it_is_given(tmp_path: Path) -> None:
+    places = [PLACE.model_copy(update={"channel": f"c{i}"}) for i in range(3)]
+    async with Store(tmp_path / "a.db", memory_places=2) as store:
+        for i, place in enumerate(places):
+            await store.conversations.append_exchange(
+                place, [("user", f"q{i}"), ("assistant", f"a{i}")], keep=40)
+        statements = await statements_of(store)
+        for place in places:  # the first place's memory makes room for the third's
+            await store.conversations.history(place, 40)
+        assert len(statements) == 3
+        assert await store.conversations.history(places[2], 40) == [
+            ("user", "q2"), ("assistant", "a2")]
+        assert len(statements) == 3
+        # The place that made room is read again, whole.
+        assert await store.conversations.history(places[0], 40) == [
+            ("user", "q0"), ("assistant", "a0")]
+        assert len(statements) == 4
