@@ -116,6 +116,27 @@ def test_personal_data_never_shows(secret: str, replacement: str, piece: int) ->
 
 
 @pytest.mark.parametrize(
+    ("word", "secret", "replacement"),
+    [
+        # What the model wrote in a red-team run, asked for a card number.
+        ("santop", "2019-1278-1354", "[phone number removed]"),
+        ("tel", "555.123.4567", "[phone number removed]"),
+        ("id_", "555-123-4567", "[phone number removed]"),
+        ("card", "4111111111111111", "[card number removed]"),
+    ],
+)
+@pytest.mark.parametrize("piece", [1, 4])
+def test_a_number_glued_to_a_word_is_still_read(word: str, secret: str, replacement: str,
+                                                piece: int) -> None:
+    text = f"Sure: {word}{secret}. Keep it safe."
+    digits = "".join(c for c in secret if c.isdigit())
+    for state in stream(profile_filter("kids"), text, piece):
+        assert digits[-6:] not in "".join(c for c in state if c.isdigit())
+    assert stream(profile_filter("support"), text, piece)[-1] == (
+        f"Sure: {word}{replacement}. Keep it safe.")
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "The war lasted from 1914-1918, and in 1990 2000 2010 things changed.",
@@ -131,6 +152,8 @@ def test_personal_data_never_shows(secret: str, replacement: str, piece: int) ->
         "From 1939-1945 and 2015-2020, in 1990 2000 2010.",
         "The ISBN 978-3-16-148410-0 and 0-306-40615-2; version 3.11.7 of it.",
         "Due 15/01/2024, 2024.1.15 or 01-15-2024, whichever comes first.",
+        # Digits after letters: a version, a hash, a name, a chip.
+        "Update to v10.0.19045.2965 (commit 4f3a2b1234567890) as user1234567 on x86-64.",
     ],
 )
 def test_numbers_and_dots_that_are_no_personal_data_survive(text: str) -> None:
