@@ -94,7 +94,7 @@ async def load_raw(config: BenchConfig) -> Any:
     from llama_cpp import Llama
 
     return await own_thread(Llama, model_path=str(config.model), n_ctx=2048,
-                                   n_threads=config.n_threads, verbose=False)
+                            n_threads=config.n_threads, verbose=False)
 
 
 async def warm_up(bot: Console, llama: Any, engine: BatchedBackend) -> None:
